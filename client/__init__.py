@@ -1,0 +1,1 @@
+"""fedntc ClientApp: local training with a personal entropy model."""

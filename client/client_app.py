@@ -1,0 +1,147 @@
+"""fedntc ClientApp: trains the shared transforms with a personal entropy model.
+
+Per message the client rebuilds the model, overlays the server's shared weights and its own
+personal state, and replies with the shared keys only. Settings come from three places:
+``context.run_config`` (the run), ``context.node_config`` (which client, its data, its
+state dir and device) and the message's ``ConfigRecord`` (this round's lr, λ, steps).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from compressai.models import CompressionModel
+from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from client.state import load_personal, save_personal
+from common.config import RunConfig, TrainConfig, from_run_config
+from common.data import ClientData, load_client_data, train_batches
+from common.evaluate import evaluate_coded, psnr_from_mse
+from common.model import create_model, resolve_device
+from common.paths import client_state_file
+from common.split import KeySplit, fingerprint, merge_state
+from common.train import train_steps
+
+app = ClientApp()
+
+NODE_CONFIG_KEYS = frozenset({"partition-id", "num-partitions", "data-dir", "state-dir", "device"})
+
+
+@dataclass
+class ClientSetup:
+    """Everything a handler derives from the context before touching the model."""
+
+    conf: RunConfig
+    client_id: int
+    state_file: Path
+    device: torch.device
+    data_dir: str
+
+    @classmethod
+    def from_context(cls, context: Context) -> ClientSetup:
+        node = dict(context.node_config)
+        unknown = sorted(set(node) - NODE_CONFIG_KEYS)
+        if unknown:
+            raise ValueError(
+                f"unknown node-config key(s) {unknown}; known: {sorted(NODE_CONFIG_KEYS)}"
+            )
+        if "partition-id" not in node:
+            raise ValueError("node-config needs 'partition-id' (this client's id, 0-based)")
+        conf = from_run_config(context.run_config)
+        client_id = int(node["partition-id"])
+        device_name = str(node.get("device", conf.train.device))
+        return cls(
+            conf=conf,
+            client_id=client_id,
+            state_file=client_state_file(
+                conf, context.run_id, client_id, str(node.get("state-dir", ""))
+            ),
+            device=resolve_device(device_name),
+            data_dir=str(node.get("data-dir", "")),
+        )
+
+    def load_data(self) -> ClientData:
+        return load_client_data(self.conf.data, self.client_id, self.conf.seed, self.data_dir)
+
+
+def build_model(
+    setup: ClientSetup, msg: Message, context: Context
+) -> tuple[CompressionModel, KeySplit]:
+    """The model with the server's shared weights and this client's personal state."""
+    model = create_model(setup.conf.model, seed=setup.conf.seed)
+    split = KeySplit.from_keys(model.state_dict(), setup.conf.strategy.shared_prefixes)
+    shared = msg.content["arrays"].to_torch_state_dict()
+    split.check_shared_keys(shared, origin="the server's message")
+    personal = load_personal(context, setup.state_file, setup.conf.model) or {}
+    # CompressionModel.load_state_dict resizes the entropy-coding tables as needed.
+    model.load_state_dict(merge_state(model.state_dict(), personal, shared))
+    return model, split
+
+
+def round_train_config(base: TrainConfig, msg: Message) -> TrainConfig:
+    """The run's training settings, overridden by the values the server sent this round."""
+    sent = msg.content["config"]
+    return dataclasses.replace(
+        base,
+        lr=float(sent.get("lr", base.lr)),
+        aux_lr=float(sent.get("aux-lr", base.aux_lr)),
+        lmbda=float(sent.get("lmbda", base.lmbda)),
+        local_steps=int(sent.get("local-steps", base.local_steps)),
+    )
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    """Train locally, keep the personal part, reply with the shared part only."""
+    setup = ClientSetup.from_context(context)
+    server_round = int(msg.content["config"].get("server-round", 0))
+    model, split = build_model(setup, msg, context)
+    data = setup.load_data()
+    conf = round_train_config(setup.conf.train, msg)
+    seed = setup.conf.seed * 1_000_003 + setup.client_id * 1009 + server_round
+    started = time.perf_counter()
+    batches = train_batches(data.train, setup.conf.data.crop_size, setup.conf.data.batch_size, seed)
+    stats = train_steps(model, batches, conf, setup.device)
+    seconds = time.perf_counter() - started
+    state = model.state_dict()
+    save_personal(
+        context, split.personal_state(state), setup.state_file, setup.conf.model, server_round
+    )
+    metrics = MetricRecord(
+        {
+            **stats,
+            "psnr": psnr_from_mse(stats["mse_loss"]),
+            "train-seconds": seconds,
+            "images-per-second": conf.local_steps * setup.conf.data.batch_size / seconds,
+            "client-id": setup.client_id,
+            "num-examples": len(data.train),
+        }
+    )
+    content = RecordDict({"arrays": ArrayRecord(split.shared_state(state)), "metrics": metrics})
+    return Message(content=content, reply_to=msg)
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """Entropy-code the client's test images with the global transforms and its own
+    entropy model; reply with real and estimated bpp, PSNR and MS-SSIM."""
+    setup = ClientSetup.from_context(context)
+    model, split = build_model(setup, msg, context)
+    state = model.state_dict()
+    data = setup.load_data()
+    results = evaluate_coded(model, data.test)
+    metrics = MetricRecord(
+        {
+            **results,
+            "shared-hash": fingerprint(split.shared_state(state)),
+            "personal-hash": fingerprint(split.trainable_personal_state(state)),
+            "client-id": setup.client_id,
+            "num-examples": len(data.test),
+        }
+    )
+    return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)

@@ -1,0 +1,56 @@
+"""The client's personal model part: in ``context.state`` for the run, and on disk.
+
+``context.state`` is memory only; the same state is also written atomically to the
+client's state file so that a restarted SuperNode continues with its own entropy model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from flwr.app import ArrayRecord, Context
+
+from common.checkpoint import atomic_save, load_tensors
+from common.config import ModelConfig
+
+STATE_KEY = "personal-model"
+
+
+def model_signature(conf: ModelConfig) -> str:
+    """Identifies the architecture a personal state belongs to."""
+    return f"{conf.name}:N={conf.N}:M={conf.M}"
+
+
+def load_personal(
+    context: Context, state_file: Path, model_conf: ModelConfig
+) -> dict[str, torch.Tensor] | None:
+    """The saved personal state: from ``context.state``, else from disk, else ``None``."""
+    if STATE_KEY in context.state.array_records:
+        return dict(context.state.array_records[STATE_KEY].to_torch_state_dict())
+    if not state_file.exists():
+        return None
+    saved = load_tensors(state_file)
+    if not isinstance(saved, dict) or "state" not in saved or "model" not in saved:
+        raise ValueError(f"state file {state_file} is not a fedntc personal state")
+    if saved["model"] != model_signature(model_conf):
+        raise ValueError(
+            f"state file {state_file} holds a {saved['model']} model, but this run trains "
+            f"{model_signature(model_conf)}; point state-dir elsewhere or remove the file"
+        )
+    return dict(saved["state"])
+
+
+def save_personal(
+    context: Context,
+    state: dict[str, torch.Tensor],
+    state_file: Path,
+    model_conf: ModelConfig,
+    server_round: int,
+) -> None:
+    """Keep ``state`` in ``context.state`` and write it atomically to ``state_file``."""
+    context.state[STATE_KEY] = ArrayRecord(state)
+    atomic_save(
+        {"model": model_signature(model_conf), "round": server_round, "state": state},
+        state_file,
+    )

@@ -1,0 +1,208 @@
+"""Typed run configuration shared by the Hydra entry, the ServerApp and the ClientApp.
+
+The Hydra tree in ``conf/`` composes into :class:`RunConfig`. Flower run-configs only hold
+flat ``bool | int | float | str`` values, so :func:`flatten` turns the nested config into
+dotted keys (``model.name``, ``train.lmbda``) and :func:`from_run_config` rebuilds and
+validates it inside the apps. Unknown or ill-typed keys raise :class:`ConfigError` naming
+the key, before any training starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+METHODS = ("personalized", "fedavg", "local")
+DATA_SOURCES = ("bundled", "synthetic", "folder", "hf")
+PARTITIONERS = ("iid", "dirichlet", "pathological")
+
+
+class ConfigError(ValueError):
+    """A configuration key is unknown, missing or has a value of the wrong type."""
+
+
+@dataclass
+class ModelConfig:
+    """CompressAI model by registry name, with its channel counts ``N`` and ``M``."""
+
+    name: str = "bmshj2018-factorized"
+    N: int = 32
+    M: int = 48
+
+
+@dataclass
+class DataConfig:
+    """Where each client's images come from and how they are cut for training."""
+
+    source: str = "bundled"
+    num_clients: int = 4
+    crop_size: int = 64
+    batch_size: int = 8
+    max_side: int = 256
+    test_max_images: int = 0
+    root: str = ""
+    # synthetic: the paper's distributed source model
+    image_size: int = 32
+    latent_dim: int = 16
+    train_size: int = 256
+    test_size: int = 8
+    heterogeneity: float = 1.0
+    # hf: any image dataset through flwr-datasets partitioners
+    hf_dataset: str = ""
+    hf_data_dir: str = ""
+    hf_split: str = "train"
+    image_key: str = "image"
+    label_key: str = "label"
+    partitioner: str = "dirichlet"
+    alpha: float = 0.5
+    classes_per_client: int = 2
+    test_fraction: float = 0.2
+
+
+@dataclass
+class TrainConfig:
+    """Local optimisation per round: R + λ·D with CompressAI's net/aux optimizers."""
+
+    lmbda: float = 0.0067
+    lr: float = 2e-3
+    aux_lr: float = 1e-3
+    local_steps: int = 30
+    clip_max_norm: float = 1.0
+    device: str = "auto"
+
+
+@dataclass
+class StrategyConfig:
+    """Which method runs and which state-dict key prefixes are shared with the server.
+
+    ``shared_prefixes`` lists top-level module names (``g_a``, ``g_s``); ``*`` shares every
+    trainable key (``fedavg``) and an empty list shares nothing (``local``).
+    """
+
+    method: str = "personalized"
+    shared_prefixes: list[str] = field(default_factory=lambda: ["g_a", "g_s"])
+    fraction_train: float = 1.0
+    fraction_evaluate: float = 1.0
+    min_clients: int = 2
+    round_timeout: float = 3600.0
+
+
+@dataclass
+class RunConfig:
+    """Everything a ServerApp and ClientApp need for one federated run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    num_rounds: int = 3
+    seed: int = 0
+    output_dir: str = ""
+    state_dir: str = ""
+
+    def __post_init__(self) -> None:
+        _check_choice("strategy.method", self.strategy.method, METHODS)
+        _check_choice("data.source", self.data.source, DATA_SOURCES)
+        _check_choice("data.partitioner", self.data.partitioner, PARTITIONERS)
+        for key, value in (
+            ("num_rounds", self.num_rounds),
+            ("data.num_clients", self.data.num_clients),
+            ("data.batch_size", self.data.batch_size),
+            ("data.crop_size", self.data.crop_size),
+            ("train.local_steps", self.train.local_steps),
+        ):
+            if value < 1:
+                raise ConfigError(f"config key '{key}' must be >= 1, got {value}")
+        if self.train.lmbda <= 0:
+            raise ConfigError(f"config key 'train.lmbda' must be > 0, got {self.train.lmbda}")
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"config key '{key}' is {value!r}; expected one of {choices}")
+
+
+def flatten(config: RunConfig) -> dict[str, bool | int | float | str]:
+    """Flatten to Flower run-config form: dotted keys, lists joined by commas."""
+    flat: dict[str, bool | int | float | str] = {}
+
+    def walk(obj: Any, prefix: str) -> None:
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            key = f"{prefix}{f.name}"
+            if dataclasses.is_dataclass(value):
+                walk(value, key + ".")
+            elif isinstance(value, list):
+                flat[key] = ",".join(value)
+            else:
+                flat[key] = value
+
+    walk(config, "")
+    return flat
+
+
+def from_mapping(values: Mapping[str, Any]) -> RunConfig:
+    """Build a :class:`RunConfig` from a nested mapping (e.g. a composed Hydra config)."""
+    return _build(RunConfig, values, prefix="")
+
+
+def from_run_config(run_config: Mapping[str, Any]) -> RunConfig:
+    """Rebuild the typed config from a flat Flower ``context.run_config``."""
+    nested: dict[str, Any] = {}
+    for key, value in run_config.items():
+        node = nested
+        *parents, leaf = str(key).split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config key '{key}' conflicts with a scalar key")
+        node[leaf] = value
+    return from_mapping(nested)
+
+
+def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        keys = ", ".join(f"'{prefix}{k}'" for k in unknown)
+        raise ConfigError(f"unknown config key(s) {keys}; known: {sorted(names)}")
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(f"{prefix}{name}", hints[name], value)
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ConfigError(f"invalid config section '{prefix or '<root>'}': {err}") from err
+
+
+def _coerce(key: str, hint: Any, value: Any) -> Any:
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' must be a section, got {value!r}")
+        return _build(hint, value, prefix=key + ".")
+    origin = typing.get_origin(hint)
+    if origin is list:
+        if isinstance(value, str):
+            items = [v.strip() for v in value.split(",") if v.strip()]
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            raise ConfigError(f"config key '{key}' must be a list or comma-separated string")
+        if not all(isinstance(v, str) for v in items):
+            raise ConfigError(f"config key '{key}' must hold strings, got {value!r}")
+        return list(items)
+    if isinstance(hint, type) and not isinstance(hint, types.GenericAlias):
+        if hint is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, bool) and hint is not bool:
+            raise ConfigError(f"config key '{key}' must be {hint.__name__}, got bool")
+        if not isinstance(value, hint):
+            raise ConfigError(
+                f"config key '{key}' must be {hint.__name__}, got {type(value).__name__} {value!r}"
+            )
+    return value

@@ -1,0 +1,96 @@
+"""Client data: each client's training crops and full-size test images."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from ..config import DataConfig
+from . import bundled, folder, synthetic
+from .images import load_images
+
+
+@dataclass
+class ClientData:
+    """One client's images: uint8 tensors ``[3, H, W]``."""
+
+    name: str
+    train: list[torch.Tensor]
+    test: list[torch.Tensor]
+
+
+class RandomCrops(Dataset):
+    """Random crops of the client's training images (padded by reflection if smaller)."""
+
+    def __init__(self, images: list[torch.Tensor], crop_size: int) -> None:
+        self.images = images
+        self.crop = v2.RandomCrop(crop_size, pad_if_needed=True, padding_mode="reflect")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.crop(self.images[index]).float().div_(255.0)
+
+
+def load_client_data(conf: DataConfig, client_id: int, seed: int, data_dir: str = "") -> ClientData:
+    """Load one client's train and test images from the configured source.
+
+    Args:
+        conf: the ``data`` section of the run config.
+        client_id: the client's partition id (0-based).
+        seed: run seed (synthetic source and partitioners).
+        data_dir: a SuperNode's own data folder (``folder`` source), overrides ``data.root``.
+    """
+    if not 0 <= client_id < conf.num_clients:
+        raise ValueError(f"client id {client_id} outside data.num_clients={conf.num_clients}")
+    if conf.source == "synthetic":
+        kwargs = dict(
+            latent_dim=conf.latent_dim,
+            image_size=conf.image_size,
+            heterogeneity=conf.heterogeneity,
+            seed=seed,
+        )
+        data = ClientData(
+            name=f"synthetic-{client_id}",
+            train=synthetic.client_images(client_id, conf.train_size, split="train", **kwargs),
+            test=synthetic.client_images(client_id, conf.test_size, split="test", **kwargs),
+        )
+    elif conf.source == "bundled":
+        name, train, test = bundled.domain_files(client_id, conf.num_clients)
+        data = ClientData(name, load_images(train, conf.max_side), load_images(test, conf.max_side))
+    elif conf.source == "folder":
+        path = folder.client_folder(conf.root, client_id, data_dir)
+        train, test = folder.folder_files(path)
+        data = ClientData(
+            path.name, load_images(train, conf.max_side), load_images(test, conf.max_side)
+        )
+    else:
+        from .hf import hf_client_images  # heavy import (datasets, pyarrow) only when used
+
+        train_images, test_images = hf_client_images(conf, client_id, seed)
+        data = ClientData(f"{conf.hf_dataset}-{client_id}", train_images, test_images)
+    if conf.test_max_images > 0:
+        data.test = data.test[: conf.test_max_images]
+    return data
+
+
+def train_batches(
+    images: list[torch.Tensor], crop_size: int, batch_size: int, seed: int
+) -> Iterator[torch.Tensor]:
+    """Endless shuffled batches of random crops (a new epoch when one runs out)."""
+    torch.manual_seed(seed)  # random crop positions
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        RandomCrops(images, crop_size),
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=len(images) >= batch_size,
+        generator=generator,
+    )
+    while True:
+        yield from loader

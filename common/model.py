@@ -1,0 +1,57 @@
+"""Model factory: CompressAI models by registry name.
+
+Models follow Ballé et al., "Variational image compression with a scale hyperprior"
+(ICLR 2018): analysis ``g_a``, synthesis ``g_s``, and an entropy model
+(``entropy_bottleneck``; ``h_a``, ``h_s``, ``gaussian_conditional`` for the hyperprior).
+"""
+
+from __future__ import annotations
+
+import torch
+from compressai.models import CompressionModel
+from compressai.registry import MODELS
+
+from .config import ConfigError, ModelConfig
+
+
+def create_model(conf: ModelConfig, seed: int | None = None) -> CompressionModel:
+    """Build an untrained CompressAI model.
+
+    Args:
+        conf: registry name (``compressai.registry.MODELS``) and channel counts N, M.
+        seed: if given, parameters are initialised from this seed (same seed, same weights).
+    """
+    if conf.name not in MODELS:
+        raise ConfigError(
+            f"config key 'model.name' is {conf.name!r}; registered CompressAI models: "
+            f"{sorted(MODELS)}"
+        )
+    if conf.N < 1 or conf.M < 1:
+        raise ConfigError(f"config keys 'model.N', 'model.M' must be >= 1, got {conf.N}, {conf.M}")
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        return MODELS[conf.name](N=conf.N, M=conf.M)
+
+
+def stride(model: CompressionModel) -> int:
+    """Spatial downsampling of the whole model (inputs are padded to a multiple of it)."""
+    return int(getattr(model, "downsampling_factor", 64))
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` to a device, checking it exists."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError(f"config key 'train.device' is {name!r}: {err}") from err
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but CUDA is not available here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {name!r} requested but only {torch.cuda.device_count()} GPU(s) exist"
+            )
+    return device

@@ -1,0 +1,31 @@
+"""Where a run writes its outputs and where clients keep their personal state."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .config import RunConfig
+
+
+def fedntc_home() -> Path:
+    """Root for runs that name no ``output_dir``: ``$FEDNTC_HOME`` or ``~/.fedntc``."""
+    return Path(os.environ.get("FEDNTC_HOME", Path.home() / ".fedntc")).expanduser()
+
+
+def run_dir(conf: RunConfig, run_id: int) -> Path:
+    """``output_dir`` if set, else ``<fedntc home>/runs/<run id>``."""
+    if conf.output_dir:
+        return Path(conf.output_dir).expanduser()
+    return fedntc_home() / "runs" / str(run_id)
+
+
+def client_state_file(conf: RunConfig, run_id: int, client_id: int, state_dir: str = "") -> Path:
+    """A client's personal-state file.
+
+    ``state_dir`` (a SuperNode's ``--node-config state-dir``) wins over the run's
+    ``state_dir``; with neither, state lives under the run directory.
+    """
+    base = state_dir or conf.state_dir
+    root = Path(base).expanduser() if base else run_dir(conf, run_id) / "client-state"
+    return root / f"client-{client_id}" / "personal.pt"

@@ -1,0 +1,1 @@
+"""fedntc ServerApp: FedAvg over the shared transforms, results and checkpoints."""

@@ -1,0 +1,45 @@
+"""Printing results: one run's table, and a comparison table at the end of a multirun."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+
+def collect_summaries(root: Path) -> list[dict[str, Any]]:
+    """Every ``summary.json`` under ``root`` (one per finished run)."""
+    return [json.loads(p.read_text()) for p in sorted(root.glob("**/summary.json"))]
+
+
+def comparison_table(summaries: list[dict[str, Any]]) -> str:
+    """Methods side by side: pixel-weighted means and per-client PSNR / real bpp."""
+    if not summaries:
+        return "no finished runs"
+    clients = sorted({c for s in summaries for c in s["clients"]}, key=int)
+    header = f"{'method':>13} {'lmbda':>8} {'bpp':>7} {'PSNR':>6} {'MS-SSIM':>7} {'KB/round':>9}"
+    header += "".join(f" {'c' + c + ' bpp/PSNR':>15}" for c in clients)
+    lines = [header]
+    for s in sorted(summaries, key=lambda s: (s["lmbda"], s["method"])):
+        m = s["mean"]
+        line = (
+            f"{s['method']:>13} {s['lmbda']:8.4f} {m['real_bpp']:7.3f} {m['psnr']:6.2f} "
+            f"{m['ms_ssim']:7.4f} {s['bytes_per_client_per_round']['up'] / 1024:9.1f}"
+        )
+        for c in clients:
+            r = s["clients"].get(c)
+            line += f" {r['real_bpp']:7.3f}/{r['psnr']:6.2f}" if r else f" {'-':>15}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+class PrintResultsCallback(Callback):
+    """Hydra callback: after a multirun, print every run's results in one table."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        print(f"\nResults of {sweep_dir} (final round, real bitstreams):", flush=True)
+        print(comparison_table(collect_summaries(sweep_dir)), flush=True)

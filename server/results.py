@@ -1,0 +1,116 @@
+"""Run directory: resolved config, per-client metrics CSVs, checkpoints and the summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from flwr.app import ArrayRecord
+
+from common.checkpoint import atomic_save, atomic_write_text
+from common.config import RunConfig, flatten
+
+EVAL_COLUMNS = ("real_bpp", "est_bpp", "psnr", "ms_ssim")
+
+
+def write_rows_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write dict rows (union of their keys as columns) atomically as CSV."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(buffer.getvalue(), path)
+
+
+class RunRecorder:
+    """Writes what a run produces under ``run_dir``.
+
+    Layout: ``config.json``, ``train.csv`` and ``evaluate.csv`` (one row per client and
+    round), ``failures.csv``, ``checkpoints/round-NNNN.pt`` (shared weights) and
+    ``summary.json``.
+    """
+
+    def __init__(self, run_dir: Path, conf: RunConfig) -> None:
+        self.run_dir = run_dir
+        self.conf = conf
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json.dumps(flatten(conf), indent=2) + "\n", run_dir / "config.json")
+
+    def checkpoint(self, server_round: int, arrays: ArrayRecord) -> Path:
+        """Save the round's shared weights atomically."""
+        path = self.run_dir / "checkpoints" / f"round-{server_round:04d}.pt"
+        state = {k: v.clone() for k, v in arrays.to_torch_state_dict().items()}
+        atomic_save(
+            {"round": server_round, "method": self.conf.strategy.method, "shared": state}, path
+        )
+        return path
+
+    def write_metrics(self, rows: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
+        """Rewrite the per-client CSVs from all rows so far."""
+        for phase in ("train", "evaluate"):
+            phase_rows = [r for r in rows if r["phase"] == phase]
+            if phase_rows:
+                write_rows_csv(phase_rows, self.run_dir / f"{phase}.csv")
+        if failures:
+            write_rows_csv(failures, self.run_dir / "failures.csv")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_text(json.dumps(summary, indent=2) + "\n", self.run_dir / "summary.json")
+
+
+def summarize(
+    conf: RunConfig,
+    rows: list[dict[str, Any]],
+    bytes_per_message: int,
+    wall_seconds: float,
+) -> dict[str, Any]:
+    """Final-round evaluation per client and pixel-weighted over clients."""
+    evals = [r for r in rows if r["phase"] == "evaluate"]
+    last_round = max((r["round"] for r in evals), default=0)
+    final = sorted((r for r in evals if r["round"] == last_round), key=lambda r: r["client-id"])
+    clients = {
+        int(r["client-id"]): {k: float(r[k]) for k in (*EVAL_COLUMNS, "num_pixels")} for r in final
+    }
+    pixels = sum(c["num_pixels"] for c in clients.values())
+    mean = {
+        k: (sum(c[k] * c["num_pixels"] for c in clients.values()) / pixels if pixels else math.nan)
+        for k in EVAL_COLUMNS
+    }
+    return {
+        "method": conf.strategy.method,
+        "lmbda": conf.train.lmbda,
+        "rounds": last_round,
+        "clients": clients,
+        "mean": mean,
+        "bytes_per_client_per_round": {"up": bytes_per_message, "down": bytes_per_message},
+        "wall_seconds": wall_seconds,
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A plain-text table of one run's final per-client results."""
+    lines = [
+        f"method={summary['method']} lmbda={summary['lmbda']} rounds={summary['rounds']} "
+        f"bytes/client/round up={summary['bytes_per_client_per_round']['up']}",
+        f"{'client':>8} {'real bpp':>9} {'est bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}",
+    ]
+    rows = [(str(k), v) for k, v in summary["clients"].items()] + [("mean", summary["mean"])]
+    for name, m in rows:
+        lines.append(
+            f"{name:>8} {m['real_bpp']:9.4f} {m['est_bpp']:9.4f} "
+            f"{m['psnr']:8.2f} {m['ms_ssim']:8.4f}"
+        )
+    return "\n".join(lines)
+
+
+def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
+    """Shared weights of a round checkpoint."""
+    return torch.load(path, map_location="cpu", weights_only=True)["shared"]

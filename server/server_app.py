@@ -1,0 +1,82 @@
+"""fedntc ServerApp: FedAvg over the shared transforms; personal entropy models stay home.
+
+Methods (``strategy.method``): ``personalized`` shares ``g_a``/``g_s``, ``fedavg`` shares
+every trainable key, ``local`` shares nothing; all run the same rounds and local steps.
+"""
+
+from __future__ import annotations
+
+import time
+from logging import INFO
+
+from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
+from flwr.serverapp import Grid, ServerApp
+from flwr.supercore import log
+
+from common.config import from_run_config
+from common.model import create_model
+from common.paths import run_dir
+from common.split import KeySplit
+from server.results import RunRecorder, format_summary, summarize
+from server.strategy import SharedKeysFedAvg
+
+app = ServerApp()
+
+
+@app.main()
+def main(grid: Grid, context: Context) -> None:
+    """Run ``num_rounds`` of train + coded evaluation, writing results to the run dir."""
+    started = time.perf_counter()
+    conf = from_run_config(context.run_config)
+    model = create_model(conf.model, seed=conf.seed)
+    split = KeySplit.from_keys(model.state_dict(), conf.strategy.shared_prefixes)
+    recorder = RunRecorder(run_dir(conf, context.run_id), conf)
+    log(
+        INFO,
+        "fedntc: method=%s, %d shared / %d personal keys, run dir %s",
+        conf.strategy.method,
+        len(split.shared),
+        len(split.personal),
+        recorder.run_dir,
+    )
+
+    initial = ArrayRecord(split.shared_state(model.state_dict()))
+    strategy = SharedKeysFedAvg(
+        split.shared,
+        fraction_train=conf.strategy.fraction_train,
+        fraction_evaluate=conf.strategy.fraction_evaluate,
+        min_train_nodes=conf.strategy.min_clients,
+        min_evaluate_nodes=conf.strategy.min_clients,
+        min_available_nodes=conf.strategy.min_clients,
+    )
+    train_config = ConfigRecord(
+        {
+            "lr": conf.train.lr,
+            "aux-lr": conf.train.aux_lr,
+            "lmbda": conf.train.lmbda,
+            "local-steps": conf.train.local_steps,
+        }
+    )
+
+    def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        """Flower calls this after every round with the current shared weights."""
+        if server_round > 0:
+            recorder.checkpoint(server_round, arrays)
+            recorder.write_metrics(strategy.client_rows, strategy.failures)
+        return None
+
+    strategy.start(
+        grid=grid,
+        initial_arrays=initial,
+        num_rounds=conf.num_rounds,
+        timeout=conf.strategy.round_timeout,
+        train_config=train_config,
+        evaluate_config=ConfigRecord(),
+        evaluate_fn=after_round,
+    )
+    summary = summarize(
+        conf, strategy.client_rows, initial.count_bytes(), time.perf_counter() - started
+    )
+    recorder.write_summary(summary)
+    for line in format_summary(summary).splitlines():
+        log(INFO, "%s", line)

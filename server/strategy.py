@@ -1,0 +1,107 @@
+"""FedAvg restricted to the shared keys of the model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from logging import ERROR
+from typing import Any
+
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
+from flwr.supercore import log
+
+PER_CLIENT_KEYS = ("client-id", "shared-hash", "personal-hash")
+
+
+def aggregate_metrics(records: list[RecordDict], weighted_by_key: str) -> MetricRecord:
+    """Flower's weighted mean, without the per-client identifiers that do not average."""
+    metrics = aggregate_metricrecords(records, weighted_by_key)
+    for key in PER_CLIENT_KEYS:
+        if key in metrics:
+            del metrics[key]
+    return metrics
+
+
+class SharedKeysError(ValueError):
+    """A client's reply carried keys other than exactly the shared ones."""
+
+
+class SharedKeysFedAvg(FedAvg):
+    """FedAvg (McMahan et al., 2017) over the shared keys only, weighted by
+    ``num-examples``.
+
+    A reply that carries a personal key, an unknown key or misses a shared key is
+    rejected with :class:`SharedKeysError`: personal entropy models must never be averaged.
+    Each client's metrics are kept in :attr:`client_rows` (phase, round, node and metrics).
+
+    Args:
+        shared_keys: the state-dict keys the server averages and sends.
+        **kwargs: passed to :class:`flwr.serverapp.strategy.FedAvg`.
+    """
+
+    def __init__(self, shared_keys: Iterable[str], **kwargs: Any) -> None:
+        kwargs.setdefault("train_metrics_aggr_fn", aggregate_metrics)
+        kwargs.setdefault("evaluate_metrics_aggr_fn", aggregate_metrics)
+        super().__init__(**kwargs)
+        self.shared_keys = frozenset(shared_keys)
+        self.client_rows: list[dict[str, Any]] = []
+        self.failures: list[dict[str, Any]] = []
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        replies = list(replies)
+        for msg in replies:
+            if msg.has_error():
+                self._record_failure("train", server_round, msg)
+                continue
+            self._check_keys(msg)
+            self._record("train", server_round, msg)
+        return super().aggregate_train(server_round, replies)
+
+    def aggregate_evaluate(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> MetricRecord | None:
+        replies = list(replies)
+        for msg in replies:
+            if msg.has_error():
+                self._record_failure("evaluate", server_round, msg)
+            else:
+                self._record("evaluate", server_round, msg)
+        return super().aggregate_evaluate(server_round, replies)
+
+    def _check_keys(self, msg: Message) -> None:
+        node = msg.metadata.src_node_id
+        records = list(msg.content.array_records.values())
+        if len(records) != 1:
+            raise SharedKeysError(f"reply from node {node} has {len(records)} ArrayRecords, not 1")
+        keys = set(records[0].keys())
+        if keys != self.shared_keys:
+            extra = sorted(keys - self.shared_keys)
+            missing = sorted(self.shared_keys - keys)
+            log(ERROR, "node %s sent keys outside the shared set: %s", node, extra)
+            raise SharedKeysError(
+                f"reply from node {node} must carry exactly the shared keys; "
+                f"unexpected keys {extra}, missing keys {missing}"
+            )
+
+    def _record(self, phase: str, server_round: int, msg: Message) -> None:
+        metrics = next(iter(msg.content.metric_records.values()))
+        row: dict[str, Any] = {
+            "phase": phase,
+            "round": server_round,
+            "node_id": msg.metadata.src_node_id,
+        }
+        row.update({k: v for k, v in metrics.items() if not isinstance(v, list)})
+        self.client_rows.append(row)
+
+    def _record_failure(self, phase: str, server_round: int, msg: Message) -> None:
+        self.failures.append(
+            {
+                "phase": phase,
+                "round": server_round,
+                "node_id": msg.metadata.src_node_id,
+                "reason": msg.error.reason,
+            }
+        )

@@ -1,0 +1,111 @@
+"""A local Flower SuperLink in simulation mode, owned (started and stopped) by us.
+
+``flwr run`` against a ``:local:`` connection would start a detached SuperLink that outlives
+the job; instead we start ``flower-superlink --simulation`` ourselves on a free loopback
+port, point a private ``FLWR_HOME`` at it, and stop it by PID when the job ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+CONNECTION = "fedntc-local"
+
+OFFLINE_ENV = {
+    "FLWR_TELEMETRY_ENABLED": "0",
+    "FLWR_DISABLE_UPDATE_CHECK": "1",
+    "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalSimulationLink:
+    """Context manager: a SuperLink (simulation runtime) on 127.0.0.1.
+
+    Args:
+        home: private ``FLWR_HOME`` (connection file, SuperLink log).
+        startup_timeout: seconds to wait for the health endpoint.
+    """
+
+    def __init__(self, home: Path, startup_timeout: float = 60.0) -> None:
+        self.home = home
+        self.port = free_port()
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = home / "superlink.log"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for ``flwr`` commands talking to this SuperLink."""
+        return {**os.environ, **OFFLINE_ENV, "FLWR_HOME": str(self.home)}
+
+    def __enter__(self) -> LocalSimulationLink:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "config.toml").write_text(
+            f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
+            f'address = "127.0.0.1:{self.port}"\ninsecure = true\n'
+        )
+        command = [
+            "flower-superlink",
+            "--insecure",
+            "--simulation",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--disable-runtime-dependency-installation",
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"flower-superlink exited with code {self.process.returncode}; "
+                    f"see {self.log_path}"
+                )
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1.0).is_success:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(
+            f"flower-superlink not healthy after {self.startup_timeout}s; see {self.log_path}"
+        )
+
+    def stop(self) -> None:
+        """Terminate the SuperLink and the processes it started (its process group)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        pgid = os.getpgid(self.process.pid)
+        os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(pgid, signal.SIGKILL)
+            self.process.wait(timeout=15)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,117 @@
+import pytest
+import torch
+from flwr.app import ArrayRecord, MessageType, RecordDict
+
+from client.client_app import evaluate, train
+from client.state import STATE_KEY
+from common.model import create_model
+from common.split import KeySplit
+from tests.helpers import make_context, server_message, tiny_config
+
+ROUND_CONFIG = {"lr": 1e-3, "aux-lr": 1e-3, "lmbda": 0.01, "local-steps": 2}
+
+
+def initial_arrays(conf):
+    model = create_model(conf.model, seed=conf.seed)
+    split = KeySplit.from_keys(model.state_dict(), conf.strategy.shared_prefixes)
+    return split, ArrayRecord(split.shared_state(model.state_dict()))
+
+
+def personal_from_context(context):
+    return context.state.array_records[STATE_KEY].to_torch_state_dict()
+
+
+def test_train_twice_keeps_and_updates_personal_state(tmp_path):
+    conf = tiny_config(tmp_path)
+    split, arrays = initial_arrays(conf)
+    context = make_context(conf, client_id=1)
+
+    reply = train(server_message(arrays, {**ROUND_CONFIG, "server-round": 1}, node_id=101), context)
+    assert not reply.has_error()
+    first = {k: v.clone() for k, v in personal_from_context(context).items()}
+    assert set(first) == split.personal
+    state_file = tmp_path / "run" / "client-state" / "client-1" / "personal.pt"
+    assert state_file.exists()
+
+    reply2 = train(
+        server_message(arrays, {**ROUND_CONFIG, "server-round": 2}, node_id=101), context
+    )
+    second = personal_from_context(context)
+    quantiles = "entropy_bottleneck.quantiles"
+    assert not torch.equal(first[quantiles], second[quantiles]), "personal state was not updated"
+    # round 2 started from round 1's personal state, not from a fresh model
+    fresh = create_model(conf.model, seed=conf.seed).state_dict()
+    assert not torch.equal(
+        second["entropy_bottleneck.matrices.0"], fresh["entropy_bottleneck.matrices.0"]
+    )
+    saved = torch.load(state_file, weights_only=True)
+    assert saved["round"] == 2
+    assert torch.equal(saved["state"][quantiles], second[quantiles])
+    assert reply2.content["metrics"]["num-examples"] == conf.data.train_size
+
+
+@pytest.mark.parametrize("method", ["personalized", "fedavg", "local"])
+def test_reply_carries_exactly_the_shared_keys(tmp_path, method):
+    conf = tiny_config(tmp_path, method=method)
+    split, arrays = initial_arrays(conf)
+    reply = train(server_message(arrays, ROUND_CONFIG), make_context(conf, 0))
+    sent = set(reply.content["arrays"].keys())
+    assert sent == split.shared
+    assert sent.isdisjoint(split.personal)
+    assert not any(k.startswith("entropy_bottleneck") for k in sent) or method == "fedavg"
+    assert "num-examples" in reply.content["metrics"]
+
+
+def test_restarted_client_reloads_state_from_disk(tmp_path):
+    conf = tiny_config(tmp_path)
+    _, arrays = initial_arrays(conf)
+    first = make_context(conf, 2)
+    train(server_message(arrays, ROUND_CONFIG), first)
+    before = personal_from_context(first)
+
+    restarted = make_context(conf, 2)  # a new SuperNode process: empty context.state
+    reply = evaluate(server_message(arrays, {}, MessageType.EVALUATE), restarted)
+    from common.split import KeySplit, fingerprint
+
+    split = KeySplit.from_keys(before, [])
+    expected = fingerprint(split.trainable_personal_state(before))
+    assert reply.content["metrics"]["personal-hash"] == expected
+
+
+def test_state_file_of_another_model_is_refused(tmp_path):
+    conf = tiny_config(tmp_path)
+    _, arrays = initial_arrays(conf)
+    train(server_message(arrays, ROUND_CONFIG), make_context(conf, 0))
+    bigger = tiny_config(tmp_path, seed=0)
+    bigger.model.N = 16
+    _, big_arrays = initial_arrays(bigger)
+    with pytest.raises(ValueError, match="personal.pt"):
+        train(server_message(big_arrays, ROUND_CONFIG), make_context(bigger, 0))
+
+
+def test_message_with_personal_keys_is_refused(tmp_path):
+    conf = tiny_config(tmp_path)
+    model = create_model(conf.model)
+    everything = ArrayRecord({k: v for k, v in model.state_dict().items()})
+    with pytest.raises(ValueError, match="entropy_bottleneck"):
+        train(server_message(everything, ROUND_CONFIG), make_context(conf, 0))
+
+
+def test_evaluate_reports_real_coding_metrics(tmp_path):
+    conf = tiny_config(tmp_path)
+    _, arrays = initial_arrays(conf)
+    context = make_context(conf, 0)
+    train(server_message(arrays, ROUND_CONFIG), context)
+    reply = evaluate(server_message(arrays, {}, MessageType.EVALUATE), context)
+    m = reply.content["metrics"]
+    assert m["num-examples"] == conf.data.test_size
+    assert m["real_bpp"] > 0 and m["est_bpp"] > 0 and 0 < m["psnr"] < 100
+    assert m["num_pixels"] == conf.data.test_size * 32 * 32
+
+
+def test_unknown_node_config_key_is_named(tmp_path):
+    conf = tiny_config(tmp_path)
+    _, arrays = initial_arrays(conf)
+    with pytest.raises(ValueError, match="data_dir"):
+        train(server_message(arrays, ROUND_CONFIG), make_context(conf, 0, data_dir="/x"))
+    assert isinstance(RecordDict(), RecordDict)

@@ -1,0 +1,75 @@
+import tomllib
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from common.config import ConfigError, RunConfig, flatten, from_run_config
+from server.simulate import split_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def composed(overrides=()):
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_flatten_round_trip():
+    conf = RunConfig()
+    flat = flatten(conf)
+    assert flat["strategy.shared_prefixes"] == "g_a,g_s"
+    assert all(isinstance(v, (bool, int, float, str)) for v in flat.values())
+    assert from_run_config(flat) == conf
+
+
+def test_pyproject_run_config_matches_hydra_defaults():
+    """`flwr run .` and `python -m server.simulate` must train the same thing."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    conf, _ = split_config(composed())
+    assert pyproject["tool"]["flwr"]["app"]["config"] == flatten(conf)
+
+
+def test_unknown_key_is_named():
+    flat = flatten(RunConfig())
+    flat["train.lmbdaa"] = 0.1
+    with pytest.raises(ConfigError, match="train.lmbdaa"):
+        from_run_config(flat)
+
+
+def test_ill_typed_value_is_named():
+    flat = flatten(RunConfig())
+    flat["train.local_steps"] = "many"
+    with pytest.raises(ConfigError, match="train.local_steps"):
+        from_run_config(flat)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("strategy.method", "fedprox", "strategy.method"),
+        ("data.source", "web", "data.source"),
+        ("train.lmbda", -1.0, "train.lmbda"),
+        ("num_rounds", 0, "num_rounds"),
+    ],
+)
+def test_bad_values_fail_before_training(key, value, match):
+    flat = flatten(RunConfig())
+    flat[key] = value
+    with pytest.raises(ConfigError, match=match):
+        from_run_config(flat)
+
+
+def test_hydra_groups_select_methods():
+    conf, sim = split_config(composed(["strategy=fedavg", "model=hyperprior", "data=synthetic"]))
+    assert conf.strategy.method == "fedavg" and conf.strategy.shared_prefixes == ["*"]
+    assert conf.model.name == "bmshj2018-hyperprior"
+    assert conf.strategy.min_clients == conf.data.num_clients
+    assert sim.num_cpus_per_client == 1
+    local, _ = split_config(composed(["strategy=local"]))
+    assert local.strategy.shared_prefixes == []
+
+
+def test_hydra_rejects_unknown_override():
+    with pytest.raises(Exception, match="lmbdaa"):
+        composed(["train.lmbdaa=0.1"])

@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from common.config import DataConfig
+from common.data import load_client_data, train_batches
+from common.data.images import ImageLoadError, load_image
+
+
+def synthetic(**kw):
+    base = dict(
+        source="synthetic", num_clients=3, image_size=16, latent_dim=8, train_size=64, test_size=4
+    )
+    return DataConfig(**{**base, **kw})
+
+
+def test_synthetic_source_is_deterministic_and_heterogeneous():
+    a = load_client_data(synthetic(), 0, seed=3)
+    b = load_client_data(synthetic(), 0, seed=3)
+    assert all(torch.equal(x, y) for x, y in zip(a.train, b.train, strict=True))
+    means = [
+        torch.stack(load_client_data(synthetic(), k, 3).train).float().mean().item()
+        for k in range(3)
+    ]
+    assert max(means) - min(means) > 2.0  # clients' pixel statistics differ
+    same = [
+        torch.stack(load_client_data(synthetic(heterogeneity=0.0), k, 3).train).float().mean(0)
+        for k in range(3)
+    ]
+    # with no heterogeneity every client draws from one law: means agree closely
+    assert (same[0] - same[1]).abs().mean() < (torch.stack(a.train).float().std() / 2)
+    assert not torch.equal(a.train[0], a.test[0])
+
+
+def test_bundled_domains_are_real_rgb_images():
+    conf = DataConfig(source="bundled", num_clients=4, max_side=128)
+    names = set()
+    for k in range(4):
+        data = load_client_data(conf, k, seed=0)
+        names.add(data.name)
+        assert data.train and data.test
+        assert all(
+            x.shape[0] == 3 and max(x.shape[1:]) <= 128 and x.dtype == torch.uint8
+            for x in data.train
+        )
+    assert names == {"photos", "textures", "grayscale", "science"}
+    with pytest.raises(ValueError, match="num_clients=5"):
+        load_client_data(DataConfig(source="bundled", num_clients=5), 0, 0)
+
+
+def write_png(path, array, mode=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array, mode=mode).save(path)
+
+
+def test_folder_source_converts_gray_and_rgba(tmp_path):
+    rng = np.random.default_rng(0)
+    client = tmp_path / "root" / "client-a"
+    write_png(client / "train" / "gray.png", rng.integers(0, 255, (20, 30), dtype=np.uint8))
+    write_png(client / "train" / "rgba.png", rng.integers(0, 255, (20, 30, 4), dtype=np.uint8))
+    write_png(client / "test" / "rgb.png", rng.integers(0, 255, (24, 24, 3), dtype=np.uint8))
+    conf = DataConfig(source="folder", root=str(tmp_path / "root"), num_clients=1)
+    data = load_client_data(conf, 0, seed=0)
+    assert [tuple(x.shape) for x in data.train] == [(3, 20, 30), (3, 20, 30)]
+    gray = data.train[0]
+    assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
+    # a node's own data dir wins over data.root
+    same = load_client_data(DataConfig(source="folder", num_clients=1), 0, 0, data_dir=str(client))
+    assert torch.equal(same.test[0], data.test[0])
+
+
+def test_corrupt_image_is_reported_by_path(tmp_path):
+    bad = tmp_path / "root" / "c" / "train" / "broken.png"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (tmp_path / "root" / "c" / "test").mkdir()
+    write_png(tmp_path / "root" / "c" / "test" / "ok.png", np.zeros((8, 8, 3), dtype=np.uint8))
+    with pytest.raises(ImageLoadError, match="broken.png"):
+        load_client_data(
+            DataConfig(source="folder", root=str(tmp_path / "root"), num_clients=1), 0, 0
+        )
+    with pytest.raises(ImageLoadError, match="broken.png"):
+        load_image(bad)
+
+
+def test_missing_folder_is_named(tmp_path):
+    conf = DataConfig(source="folder", num_clients=1)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        load_client_data(conf, 0, 0, data_dir=str(tmp_path / "nowhere"))
+
+
+def test_train_batches_pad_small_images_and_cycle():
+    images = [torch.randint(0, 255, (3, 20, 20), dtype=torch.uint8) for _ in range(3)]
+    batches = train_batches(images, crop_size=32, batch_size=2, seed=0)
+    shapes = [next(batches).shape for _ in range(5)]  # more batches than one epoch holds
+    assert all(s[1:] == (3, 32, 32) for s in shapes)
+
+
+@pytest.mark.parametrize("partitioner", ["iid", "dirichlet"])
+def test_hf_imagefolder_partitions(tmp_path, partitioner):
+    """flwr-datasets on a local imagefolder: every image lands in exactly one client."""
+    rng = np.random.default_rng(0)
+    for label in ("cats", "dogs", "owls"):
+        for i in range(12):
+            write_png(
+                tmp_path / "ds" / label / f"{i}.png",
+                rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
+            )
+    conf = DataConfig(
+        source="hf",
+        hf_dataset="imagefolder",
+        hf_data_dir=str(tmp_path / "ds"),
+        num_clients=3,
+        partitioner=partitioner,
+        alpha=1.0,
+        test_fraction=0.25,
+    )
+    sizes = []
+    for k in range(3):
+        data = load_client_data(conf, k, seed=0)
+        assert data.train[0].shape == (3, 16, 16)
+        sizes.append(len(data.train) + len(data.test))
+    assert sum(sizes) == 36
+    if partitioner == "iid":
+        assert sizes == [12, 12, 12]

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from common.config import ModelConfig, TrainConfig
+from common.data import train_batches
+from common.evaluate import code_image, evaluate_coded, multiscale_ssim
+from common.model import create_model
+from common.train import train_steps
+
+
+def smooth_images(n, h, w, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 3, max(2, h // 8), max(2, w // 8), generator=gen)
+    up = torch.nn.functional.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)
+    return list((up * 255).round().to(torch.uint8))
+
+
+def trained_model():
+    model = create_model(ModelConfig(N=8, M=12), seed=0)
+    batches = train_batches(smooth_images(16, 32, 32), 32, 8, seed=0)
+    stats = train_steps(
+        model, batches, TrainConfig(local_steps=60, lr=5e-3, lmbda=0.01), torch.device("cpu")
+    )
+    return model, stats
+
+
+def test_training_lowers_the_loss():
+    model = create_model(ModelConfig(N=8, M=12), seed=0)
+    batches = train_batches(smooth_images(16, 32, 32), 32, 8, seed=0)
+    conf = TrainConfig(local_steps=20, lr=5e-3, lmbda=0.01)
+    first = train_steps(model, batches, conf, torch.device("cpu"))
+    later = train_steps(model, batches, conf, torch.device("cpu"))
+    assert later["loss"] < first["loss"]
+    assert set(first) == {"loss", "bpp_loss", "mse_loss", "aux_loss"}
+
+
+def test_bitstream_decodes_to_the_reconstruction_at_any_size():
+    model, _ = trained_model()
+    model.eval()
+    model.update(force=True)
+    image = smooth_images(1, 37, 50, seed=1)[0]  # not a multiple of the stride
+    result, x_hat = code_image(model, image)
+    assert x_hat.shape == (1, 3, 37, 50)
+    x = image.float().div(255).unsqueeze(0)
+    padded = torch.nn.functional.pad(x, (0, 14, 0, 11), mode="replicate")
+    with torch.no_grad():
+        forward = model(padded)["x_hat"][..., :37, :50].clamp(0, 1)
+    assert torch.allclose(x_hat, forward, atol=1e-4)
+    assert result.psnr > 10 and result.real_bpp > 0
+
+
+def test_real_and_estimated_rate_agree_on_a_trained_model():
+    model, _ = trained_model()
+    metrics = evaluate_coded(model, smooth_images(2, 192, 192, seed=2))
+    assert abs(metrics["real_bpp"] - metrics["est_bpp"]) / metrics["est_bpp"] < 0.05
+    assert metrics["num_pixels"] == 2 * 192 * 192
+
+
+@pytest.mark.parametrize("size", [(48, 48), (171, 256), (200, 171), (37, 400), (256, 256)])
+def test_ms_ssim_any_image_size(size):
+    x = torch.rand(1, 3, *size)
+    assert multiscale_ssim(x, x) > 0.999
+    noisy = (x + 0.2 * torch.randn_like(x)).clamp(0, 1)
+    assert multiscale_ssim(x, noisy) < 0.9
+    assert torch.isnan(torch.tensor(multiscale_ssim(x[..., :8, :8], x[..., :8, :8])))

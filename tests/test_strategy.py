@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, Error, Message, MetricRecord, RecordDict
+
+from server.strategy import SharedKeysError, SharedKeysFedAvg
+from tests.helpers import client_reply, metadata
+
+SHARED = {"g_a.w", "g_s.w"}
+
+
+def reply(node, values, num_examples, extra=None):
+    arrays = {k: Array(np.full((2, 2), v, dtype=np.float32)) for k, v in values.items()}
+    arrays.update(extra or {})
+    metrics = MetricRecord({"loss": float(node), "num-examples": num_examples, "client-id": node})
+    return client_reply(RecordDict({"arrays": ArrayRecord(arrays), "metrics": metrics}), node)
+
+
+def test_weighted_mean_of_shared_keys():
+    strategy = SharedKeysFedAvg(SHARED)
+    replies = [
+        reply(1, {"g_a.w": 1.0, "g_s.w": 10.0}, 1),
+        reply(2, {"g_a.w": 4.0, "g_s.w": 40.0}, 3),
+    ]
+    arrays, metrics = strategy.aggregate_train(1, replies)
+    assert set(arrays.keys()) == SHARED
+    np.testing.assert_allclose(arrays["g_a.w"].numpy(), np.full((2, 2), (1 * 1 + 4 * 3) / 4))
+    np.testing.assert_allclose(arrays["g_s.w"].numpy(), np.full((2, 2), (10 + 40 * 3) / 4))
+    assert metrics["loss"] == pytest.approx((1 * 1 + 2 * 3) / 4)
+    assert "client-id" not in metrics
+    assert [r["client-id"] for r in strategy.client_rows] == [1, 2]
+
+
+def test_reply_with_personal_key_is_rejected():
+    strategy = SharedKeysFedAvg(SHARED)
+    leak = {"entropy_bottleneck.quantiles": Array(np.zeros((1, 3), dtype=np.float32))}
+    replies = [
+        reply(1, {"g_a.w": 1.0, "g_s.w": 1.0}, 1),
+        reply(2, {"g_a.w": 1.0, "g_s.w": 1.0}, 1, leak),
+    ]
+    with pytest.raises(SharedKeysError, match="entropy_bottleneck.quantiles"):
+        strategy.aggregate_train(1, replies)
+
+
+def test_reply_missing_a_shared_key_is_rejected():
+    strategy = SharedKeysFedAvg(SHARED)
+    with pytest.raises(SharedKeysError, match="g_s.w"):
+        strategy.aggregate_train(1, [reply(1, {"g_a.w": 1.0}, 1)])
+
+
+def test_failed_client_is_recorded_and_others_aggregate():
+    strategy = SharedKeysFedAvg(SHARED)
+    failed = Message(Error(code=0, reason="client crashed"), metadata=metadata("train", 3, 0))
+    arrays, _ = strategy.aggregate_train(2, [reply(1, {"g_a.w": 2.0, "g_s.w": 2.0}, 1), failed])
+    np.testing.assert_allclose(arrays["g_a.w"].numpy(), 2.0)
+    assert strategy.failures == [
+        {"phase": "train", "round": 2, "node_id": 3, "reason": "client crashed"}
+    ]
+
+
+def test_nothing_shared_aggregates_to_empty_record():
+    strategy = SharedKeysFedAvg(set())
+    arrays, _ = strategy.aggregate_train(1, [reply(1, {}, 1), reply(2, {}, 2)])
+    assert len(arrays) == 0
