@@ -23,7 +23,7 @@ from common.config import RunConfig, TrainConfig, from_run_config
 from common.data import ClientData, load_client_data, train_batches
 from common.evaluate import evaluate_coded, psnr_from_mse
 from common.model import create_model, resolve_device
-from common.paths import client_state_file
+from common.paths import client_state_file, run_dir
 from common.split import KeySplit, fingerprint, merge_state
 from common.train import train_steps
 
@@ -59,7 +59,7 @@ class ClientSetup:
             conf=conf,
             client_id=client_id,
             state_file=client_state_file(
-                conf, context.run_id, client_id, str(node.get("state-dir", ""))
+                conf, run_dir(conf, context.run_id), client_id, str(node.get("state-dir", ""))
             ),
             device=resolve_device(device_name),
             data_dir=str(node.get("data-dir", "")),

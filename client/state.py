@@ -30,6 +30,13 @@ def load_personal(
         return dict(context.state.array_records[STATE_KEY].to_torch_state_dict())
     if not state_file.exists():
         return None
+    return read_state_file(state_file, model_conf)
+
+
+def read_state_file(state_file: Path, model_conf: ModelConfig) -> dict[str, torch.Tensor]:
+    """A personal state written by :func:`write_state_file`, checked against the model."""
+    if not state_file.exists():
+        raise FileNotFoundError(f"no personal state file {state_file}")
     saved = load_tensors(state_file)
     if not isinstance(saved, dict) or "state" not in saved or "model" not in saved:
         raise ValueError(f"state file {state_file} is not a fedntc personal state")
@@ -50,6 +57,13 @@ def save_personal(
 ) -> None:
     """Keep ``state`` in ``context.state`` and write it atomically to ``state_file``."""
     context.state[STATE_KEY] = ArrayRecord(state)
+    write_state_file(state_file, state, model_conf, server_round)
+
+
+def write_state_file(
+    state_file: Path, state: dict[str, torch.Tensor], model_conf: ModelConfig, server_round: int
+) -> None:
+    """Write a personal state atomically, tagged with its architecture and round."""
     atomic_save(
         {"model": model_signature(model_conf), "round": server_round, "state": state},
         state_file,

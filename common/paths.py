@@ -20,12 +20,12 @@ def run_dir(conf: RunConfig, run_id: int) -> Path:
     return fedntc_home() / "runs" / str(run_id)
 
 
-def client_state_file(conf: RunConfig, run_id: int, client_id: int, state_dir: str = "") -> Path:
+def client_state_file(conf: RunConfig, run_path: Path, client_id: int, state_dir: str = "") -> Path:
     """A client's personal-state file.
 
     ``state_dir`` (a SuperNode's ``--node-config state-dir``) wins over the run's
-    ``state_dir``; with neither, state lives under the run directory.
+    ``state_dir``; with neither, state lives under the run directory ``run_path``.
     """
     base = state_dir or conf.state_dir
-    root = Path(base).expanduser() if base else run_dir(conf, run_id) / "client-state"
+    root = Path(base).expanduser() if base else run_path / "client-state"
     return root / f"client-{client_id}" / "personal.pt"

@@ -113,14 +113,19 @@ def merge_state(
     return merged
 
 
-def fingerprint(state: Mapping[str, torch.Tensor]) -> int:
-    """A 48-bit hash of a state dict (keys, dtypes, shapes and values).
-
-    It fits exactly in a float, so clients can report which weights they used as a metric.
-    """
+def state_digest(state: Mapping[str, torch.Tensor]) -> bytes:
+    """SHA-256 of a state dict: keys, dtypes, shapes and values, in key order."""
     digest = hashlib.sha256()
     for key in sorted(state):
         tensor = state[key].detach().cpu().contiguous()
         digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
         digest.update(tensor.numpy().tobytes())
-    return int(digest.hexdigest()[:12], 16)
+    return digest.digest()
+
+
+def fingerprint(state: Mapping[str, torch.Tensor]) -> int:
+    """A 48-bit hash of a state dict.
+
+    It fits exactly in a float, so clients can report which weights they used as a metric.
+    """
+    return int.from_bytes(state_digest(state)[:6], "big")

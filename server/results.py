@@ -9,7 +9,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import torch
 from flwr.app import ArrayRecord
 
 from common.checkpoint import atomic_save, atomic_write_text
@@ -34,8 +33,8 @@ class RunRecorder:
     """Writes what a run produces under ``run_dir``.
 
     Layout: ``config.json``, ``train.csv`` and ``evaluate.csv`` (one row per client and
-    round), ``failures.csv``, ``checkpoints/round-NNNN.pt`` (shared weights) and
-    ``summary.json``.
+    round), ``rounds.csv`` (weighted means per round), ``failures.csv``,
+    ``checkpoints/round-NNNN.pt`` (shared weights) and ``summary.json``.
     """
 
     def __init__(self, run_dir: Path, conf: RunConfig) -> None:
@@ -53,12 +52,19 @@ class RunRecorder:
         )
         return path
 
-    def write_metrics(self, rows: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
-        """Rewrite the per-client CSVs from all rows so far."""
+    def write_metrics(
+        self,
+        rows: list[dict[str, Any]],
+        round_rows: list[dict[str, Any]],
+        failures: list[dict[str, Any]],
+    ) -> None:
+        """Rewrite the CSVs (per client, and weighted per round) from all rows so far."""
         for phase in ("train", "evaluate"):
             phase_rows = [r for r in rows if r["phase"] == phase]
             if phase_rows:
                 write_rows_csv(phase_rows, self.run_dir / f"{phase}.csv")
+        if round_rows:
+            write_rows_csv(round_rows, self.run_dir / "rounds.csv")
         if failures:
             write_rows_csv(failures, self.run_dir / "failures.csv")
 
@@ -69,6 +75,7 @@ class RunRecorder:
 def summarize(
     conf: RunConfig,
     rows: list[dict[str, Any]],
+    failures: list[dict[str, Any]],
     bytes_per_message: int,
     wall_seconds: float,
 ) -> dict[str, Any]:
@@ -92,6 +99,7 @@ def summarize(
         "mean": mean,
         "bytes_per_client_per_round": {"up": bytes_per_message, "down": bytes_per_message},
         "wall_seconds": wall_seconds,
+        "failures": [{k: f[k] for k in ("phase", "round", "node_id")} for f in failures],
     }
 
 
@@ -103,14 +111,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"{'client':>8} {'real bpp':>9} {'est bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}",
     ]
     rows = [(str(k), v) for k, v in summary["clients"].items()] + [("mean", summary["mean"])]
+    if summary["failures"]:
+        lines.insert(1, f"failed client replies: {summary['failures']}")
     for name, m in rows:
         lines.append(
             f"{name:>8} {m['real_bpp']:9.4f} {m['est_bpp']:9.4f} "
             f"{m['psnr']:8.2f} {m['ms_ssim']:8.4f}"
         )
     return "\n".join(lines)
-
-
-def load_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """Shared weights of a round checkpoint."""
-    return torch.load(path, map_location="cpu", weights_only=True)["shared"]

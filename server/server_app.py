@@ -62,7 +62,7 @@ def main(grid: Grid, context: Context) -> None:
         """Flower calls this after every round with the current shared weights."""
         if server_round > 0:
             recorder.checkpoint(server_round, arrays)
-            recorder.write_metrics(strategy.client_rows, strategy.failures)
+            recorder.write_metrics(strategy.client_rows, strategy.round_rows, strategy.failures)
         return None
 
     strategy.start(
@@ -75,7 +75,11 @@ def main(grid: Grid, context: Context) -> None:
         evaluate_fn=after_round,
     )
     summary = summarize(
-        conf, strategy.client_rows, initial.count_bytes(), time.perf_counter() - started
+        conf,
+        strategy.client_rows,
+        strategy.failures,
+        initial.count_bytes(),
+        time.perf_counter() - started,
     )
     recorder.write_summary(summary)
     for line in format_summary(summary).splitlines():

@@ -33,7 +33,8 @@ class SharedKeysFedAvg(FedAvg):
 
     A reply that carries a personal key, an unknown key or misses a shared key is
     rejected with :class:`SharedKeysError`: personal entropy models must never be averaged.
-    Each client's metrics are kept in :attr:`client_rows` (phase, round, node and metrics).
+    Each client's metrics are kept in :attr:`client_rows` (phase, round, node and metrics),
+    the weighted means per round in :attr:`round_rows`, failed replies in :attr:`failures`.
 
     Args:
         shared_keys: the state-dict keys the server averages and sends.
@@ -46,6 +47,7 @@ class SharedKeysFedAvg(FedAvg):
         super().__init__(**kwargs)
         self.shared_keys = frozenset(shared_keys)
         self.client_rows: list[dict[str, Any]] = []
+        self.round_rows: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 
     def aggregate_train(
@@ -58,7 +60,9 @@ class SharedKeysFedAvg(FedAvg):
                 continue
             self._check_keys(msg)
             self._record("train", server_round, msg)
-        return super().aggregate_train(server_round, replies)
+        arrays, metrics = super().aggregate_train(server_round, replies)
+        self._record_round("train", server_round, metrics)
+        return arrays, metrics
 
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
@@ -69,7 +73,9 @@ class SharedKeysFedAvg(FedAvg):
                 self._record_failure("evaluate", server_round, msg)
             else:
                 self._record("evaluate", server_round, msg)
-        return super().aggregate_evaluate(server_round, replies)
+        metrics = super().aggregate_evaluate(server_round, replies)
+        self._record_round("evaluate", server_round, metrics)
+        return metrics
 
     def _check_keys(self, msg: Message) -> None:
         node = msg.metadata.src_node_id
@@ -95,6 +101,17 @@ class SharedKeysFedAvg(FedAvg):
         }
         row.update({k: v for k, v in metrics.items() if not isinstance(v, list)})
         self.client_rows.append(row)
+
+    def _record_round(self, phase: str, server_round: int, metrics: MetricRecord | None) -> None:
+        row: dict[str, Any] = {"phase": phase, "round": server_round}
+        row.update({k: v for k, v in (metrics or {}).items() if not isinstance(v, list)})
+        row["clients"] = sum(
+            1 for r in self.client_rows if r["phase"] == phase and r["round"] == server_round
+        )
+        row["failures"] = sum(
+            1 for r in self.failures if r["phase"] == phase and r["round"] == server_round
+        )
+        self.round_rows.append(row)
 
     def _record_failure(self, phase: str, server_round: int, msg: Message) -> None:
         self.failures.append(

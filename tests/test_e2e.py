@@ -11,12 +11,12 @@ from flwr.app import ArrayRecord
 from hydra import compose, initialize_config_dir
 
 from client.state import model_signature
+from common.checkpoint import load_shared_checkpoint
 from common.config import ModelConfig
 from common.data import load_client_data
 from common.evaluate import code_image
 from common.model import create_model
 from common.split import KeySplit, fingerprint, merge_state
-from server.results import load_checkpoint
 from server.simulate import run_simulation, split_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,12 +47,16 @@ def test_personalized_simulation_end_to_end(tmp_path):
     train_rows = list(csv.DictReader((run_dir / "train.csv").open()))
     eval_rows = list(csv.DictReader((run_dir / "evaluate.csv").open()))
     assert len(train_rows) == 6 and len(eval_rows) == 6
-    assert sorted(summary["clients"]) == ["0", "1", "2"]
+    assert sorted(summary["clients"]) == ["0", "1", "2"] and summary["failures"] == []
+    round_rows = list(csv.DictReader((run_dir / "rounds.csv").open()))
+    assert [(r["phase"], r["round"], r["clients"]) for r in round_rows] == [
+        (phase, str(k), "3") for k in (1, 2) for phase in ("train", "evaluate")
+    ]
     assert all(math.isfinite(v) for v in summary["mean"].values())
     assert json.loads((run_dir / "config.json").read_text())["strategy.method"] == "personalized"
 
     # after the last round every client evaluated the same shared weights: the checkpoint
-    shared = load_checkpoint(run_dir / "checkpoints" / "round-0002.pt")
+    shared = load_shared_checkpoint(run_dir / "checkpoints" / "round-0002.pt")
     final = [r for r in eval_rows if r["round"] == "2"]
     assert {int(float(r["shared-hash"])) for r in final} == {fingerprint(shared)}
     # ... and its own entropy model: all different

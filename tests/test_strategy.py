@@ -28,6 +28,9 @@ def test_weighted_mean_of_shared_keys():
     assert metrics["loss"] == pytest.approx((1 * 1 + 2 * 3) / 4)
     assert "client-id" not in metrics
     assert [r["client-id"] for r in strategy.client_rows] == [1, 2]
+    assert strategy.round_rows == [
+        {"phase": "train", "round": 1, "loss": pytest.approx(1.75), "clients": 2, "failures": 0}
+    ]
 
 
 def test_reply_with_personal_key_is_rejected():
