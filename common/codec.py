@@ -60,8 +60,8 @@ class Codec:
         return cls(model, state_digest(model.state_dict())[:FINGERPRINT_BYTES])
 
     @torch.no_grad()
-    def encode(self, image: Image.Image) -> tuple[bytes, Image.Image]:
-        """Compress ``image``; return the file bytes and the reconstruction a decoder gets."""
+    def encode(self, image: Image.Image) -> bytes:
+        """Compress ``image`` to the bytes of a fedntc file."""
         x, mode = image_to_tensor(image)
         height, width = x.shape[-2:]
         x_padded, (_, pad_w, _, pad_h) = pad_to(x, stride(self.model))
@@ -76,8 +76,7 @@ class Codec:
             shape=tuple(int(s) for s in encoded["shape"]),
             strings=[list(group) for group in encoded["strings"]],
         )
-        data = stream.to_bytes()
-        return data, self._reconstruct(stream)
+        return stream.to_bytes()
 
     def decode(self, data: bytes, source: str = "bitstream") -> Image.Image:
         """Decode file bytes to an image; raises :class:`BitstreamError` on any problem."""

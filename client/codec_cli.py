@@ -1,0 +1,212 @@
+"""fedntc-codec: compress and decompress real files with a client's trained model.
+
+Also ``evaluate`` (rate and quality per image) and ``adapt`` (onboard a new client).
+
+    fedntc-codec compress   --run RUN --client 0 photo.png more/ -o out/
+    fedntc-codec decompress --run RUN --client 0 out/ -o decoded/
+    fedntc-codec evaluate   --run RUN --client 0 images/ --csv results.csv
+    fedntc-codec adapt      --run RUN --images new-client/train --state-out new/personal.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from client.state import write_state_file
+from client.trained import load_client_model
+from common.bitstream import BitstreamError
+from common.checkpoint import atomic_write_text
+from common.codec import Codec, image_to_tensor
+from common.data import train_batches
+from common.data.images import IMAGE_SUFFIXES, ImageLoadError, load_images
+from common.evaluate import multiscale_ssim, pad_to, psnr
+from common.model import stride
+
+SUFFIX = ".fntc"
+
+
+def expand(inputs: list[Path], suffixes: frozenset[str]) -> list[Path]:
+    """Files as given, folders expanded to their matching files (sorted)."""
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    if not files:
+        raise FileNotFoundError(f"no input files in {[str(p) for p in inputs]}")
+    return files
+
+
+def open_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except OSError as err:
+        raise ImageLoadError(f"cannot read image {path}: {err}") from err
+
+
+def write_bytes(data: bytes, path: Path) -> None:
+    """Write a file atomically (temporary file, then rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def load_codec(args: argparse.Namespace) -> Codec:
+    model, _, _ = load_client_model(args.run, args.client, args.state, args.checkpoint)
+    return Codec.from_model(model)
+
+
+def cmd_compress(args: argparse.Namespace) -> None:
+    codec = load_codec(args)
+    args.output.mkdir(parents=True, exist_ok=True)
+    files = expand(args.inputs, IMAGE_SUFFIXES)
+    for path in tqdm(files, desc="compress", unit="img", disable=len(files) < 2):
+        data = codec.encode(open_image(path))
+        write_bytes(data, args.output / (path.stem + SUFFIX))
+        if args.recon:
+            args.recon.mkdir(parents=True, exist_ok=True)
+            codec.decode(data, str(path)).save(args.recon / (path.stem + ".png"))
+
+
+def cmd_decompress(args: argparse.Namespace) -> None:
+    codec = load_codec(args)
+    args.output.mkdir(parents=True, exist_ok=True)
+    files = expand(args.inputs, frozenset({SUFFIX}))
+    for path in tqdm(files, desc="decompress", unit="file", disable=len(files) < 2):
+        image = codec.decode(path.read_bytes(), source=str(path))
+        image.save(args.output / (path.stem + ".png"))
+
+
+@torch.no_grad()
+def estimated_bpp(codec: Codec, x: torch.Tensor) -> float:
+    """The model's own rate estimate (likelihoods) on one padded image."""
+    x_padded, _ = pad_to(x, stride(codec.model))
+    likelihoods = codec.model(x_padded)["likelihoods"]
+    bits = sum(-torch.log2(lk).sum().item() for lk in likelihoods.values())
+    return bits / (x.shape[-2] * x.shape[-1])
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    codec = load_codec(args)
+    rows = []
+    files = expand(args.inputs, IMAGE_SUFFIXES)
+    for path in tqdm(files, desc="evaluate", unit="img", disable=len(files) < 2):
+        image = open_image(path)
+        data = codec.encode(image)
+        decoded = codec.decode(data, source=str(path))
+        x, _ = image_to_tensor(image)
+        x_hat, _ = image_to_tensor(decoded.convert("RGB"))
+        pixels = x.shape[-2] * x.shape[-1]
+        rows.append(
+            {
+                "image": path.name,
+                "pixels": pixels,
+                "bytes": len(data),
+                "real_bpp": len(data) * 8 / pixels,
+                "est_bpp": estimated_bpp(codec, x),
+                "psnr": psnr(x, x_hat),
+                "ms_ssim": multiscale_ssim(x, x_hat),
+            }
+        )
+    total = sum(r["pixels"] for r in rows)
+    mean = {
+        "image": "mean (pixel-weighted)",
+        "pixels": total,
+        "bytes": sum(r["bytes"] for r in rows),
+    }
+    for key in ("real_bpp", "est_bpp", "psnr", "ms_ssim"):
+        mean[key] = sum(r[key] * r["pixels"] for r in rows) / total
+    print(f"{'image':>24} {'real bpp':>9} {'est bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}")
+    for r in [*rows, mean]:
+        print(
+            f"{str(r['image'])[-24:]:>24} {r['real_bpp']:9.4f} {r['est_bpp']:9.4f} "
+            f"{r['psnr']:8.2f} {r['ms_ssim']:8.4f}"
+        )
+    if args.csv:
+        lines = [",".join(rows[0])]
+        lines += [",".join(str(r[k]) for k in rows[0]) for r in [*rows, mean]]
+        atomic_write_text("\n".join(lines) + "\n", args.csv)
+
+
+def cmd_adapt(args: argparse.Namespace) -> None:
+    model, conf, split = load_client_model(args.run, args.client, args.state, args.checkpoint)
+    from common.adapt import adapt_entropy_model
+
+    images = load_images(expand([args.images], IMAGE_SUFFIXES), conf.data.max_side)
+    batches = train_batches(images, args.crop or conf.data.crop_size, conf.data.batch_size, 0)
+    history = adapt_entropy_model(
+        model, split, batches, args.steps, args.lmbda or conf.train.lmbda, lr=args.lr
+    )
+    write_state_file(args.state_out, split.personal_state(model.state_dict()), conf.model, 0)
+    window = max(1, min(50, args.steps // 5))
+    print(
+        f"adapted {args.steps} steps; training bpp first {sum(history[:window]) / window:.4f}, "
+        f"last {sum(history[-window:]) / window:.4f}; saved {args.state_out}"
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="fedntc-codec", description=__doc__.splitlines()[0])
+    sub = main.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--run", type=Path, required=True, help="run directory of a training run")
+        who = p.add_mutually_exclusive_group()
+        who.add_argument("--client", type=int, help="client id whose personal model to use")
+        who.add_argument("--state", type=Path, help="a personal state file (personal.pt)")
+        p.add_argument("--checkpoint", type=Path, help="shared weights (default: last round)")
+        return p
+
+    p = add("compress", "image files or folders -> .fntc bitstreams")
+    p.add_argument("inputs", nargs="+", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("--recon", type=Path, help="also write the decoder's reconstructions here")
+    p.set_defaults(func=cmd_compress)
+
+    p = add("decompress", ".fntc files or folders -> PNG")
+    p.add_argument("inputs", nargs="+", type=Path)
+    p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.set_defaults(func=cmd_decompress)
+
+    p = add("evaluate", "real bpp, estimated bpp, PSNR and MS-SSIM per image and mean")
+    p.add_argument("inputs", nargs="+", type=Path)
+    p.add_argument("--csv", type=Path, help="write the per-image table as CSV")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = add("adapt", "fit a new client's entropy model on its images, transforms frozen")
+    p.add_argument("--images", type=Path, required=True, help="the new client's image folder")
+    p.add_argument("--state-out", type=Path, required=True, help="where to save personal.pt")
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lmbda", type=float, default=0.0, help="default: the run's lmbda")
+    p.add_argument("--crop", type=int, default=0, help="default: the run's crop size")
+    p.set_defaults(func=cmd_adapt)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "adapt" and args.client is None and args.state is None:
+        args.client = 0  # any trained client: only its shared transforms are used
+    try:
+        args.func(args)
+    except (BitstreamError, ImageLoadError, FileNotFoundError, ValueError) as err:
+        print(f"fedntc-codec {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

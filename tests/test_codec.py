@@ -1,0 +1,269 @@
+"""The codec CLI on a small trained run: round trips, errors, adaptation, fuzzing."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from flwr.app import ArrayRecord
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from client.codec_cli import main
+from client.state import write_state_file
+from client.trained import load_client_model
+from common.bitstream import FORMAT_VERSION, BitstreamError
+from common.codec import Codec
+from common.config import TrainConfig
+from common.data import load_client_data, train_batches
+from common.model import create_model
+from common.split import KeySplit
+from common.train import train_steps
+from server.results import RunRecorder
+from tests.helpers import tiny_config
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A run directory as the ServerApp and ClientApps leave it (1 round, 2 clients)."""
+    root = tmp_path_factory.mktemp("codec")
+    conf = tiny_config(root)
+    model = create_model(conf.model, seed=conf.seed)
+    split = KeySplit.from_keys(model.state_dict(), conf.strategy.shared_prefixes)
+    train_conf = TrainConfig(local_steps=40, lr=5e-3, lmbda=0.01)
+    recorder = RunRecorder(Path(conf.output_dir), conf)
+    for client_id in (0, 1):
+        data = load_client_data(conf.data, client_id, conf.seed)
+        batches = train_batches(data.train, 32, 8, seed=client_id)
+        train_steps(model, batches, train_conf, torch.device("cpu"))
+        state_file = Path(conf.output_dir) / "client-state" / f"client-{client_id}" / "personal.pt"
+        write_state_file(state_file, split.personal_state(model.state_dict()), conf.model, 1)
+    recorder.checkpoint(1, ArrayRecord(split.shared_state(model.state_dict())))
+    return Path(conf.output_dir)
+
+
+def save_image(path: Path, shape, mode: str, seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    base = (127 + 100 * np.sin(xx / 7.0) * np.cos(yy / 5.0)).astype(np.uint8)
+    channels = {"L": 1, "RGB": 3, "RGBA": 4}[mode]
+    array = np.stack([np.roll(base, 3 * c, axis=1) for c in range(channels)], axis=-1)
+    array = np.clip(array + rng.integers(0, 8, array.shape), 0, 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.squeeze(-1) if channels == 1 else array, mode=mode).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def codec(run_dir) -> Codec:
+    model, _, _ = load_client_model(run_dir, client_id=0)
+    return Codec.from_model(model)
+
+
+@pytest.mark.parametrize(
+    ("shape", "mode", "out_mode"),
+    [((37, 50), "RGB", "RGB"), ((64, 64), "L", "L"), ((20, 33), "RGBA", "RGB")],
+)
+def test_compress_decompress_round_trip_is_bit_exact(run_dir, tmp_path, shape, mode, out_mode):
+    src = save_image(tmp_path / "in" / "img.png", shape, mode)
+    args = ["--run", str(run_dir), "--client", "0"]
+    assert (
+        main(
+            [
+                "compress",
+                *args,
+                str(tmp_path / "in"),
+                "-o",
+                str(tmp_path / "bits"),
+                "--recon",
+                str(tmp_path / "recon"),
+            ]
+        )
+        == 0
+    )
+    bitstream = tmp_path / "bits" / "img.fntc"
+    assert bitstream.read_bytes()[:4] == b"FNTC"
+    assert main(["decompress", *args, str(bitstream), "-o", str(tmp_path / "out")]) == 0
+    decoded = Image.open(tmp_path / "out" / "img.png")
+    assert decoded.size == Image.open(src).size and decoded.mode == out_mode
+    assert np.array_equal(
+        np.asarray(decoded), np.asarray(Image.open(tmp_path / "recon" / "img.png"))
+    )
+
+
+def test_other_clients_model_is_refused(run_dir, tmp_path, capsys):
+    save_image(tmp_path / "a.png", (32, 32), "RGB")
+    assert (
+        main(
+            [
+                "compress",
+                "--run",
+                str(run_dir),
+                "--client",
+                "0",
+                str(tmp_path / "a.png"),
+                "-o",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    code = main(
+        [
+            "decompress",
+            "--run",
+            str(run_dir),
+            "--client",
+            "1",
+            str(tmp_path / "a.fntc"),
+            "-o",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 2
+    assert "encoded with model" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
+def test_damaged_files_give_clear_errors(codec):
+    data = codec.encode(Image.new("RGB", (40, 24), (120, 60, 30)))
+    with pytest.raises(BitstreamError, match="checksum|truncated"):
+        codec.decode(data[:-7], "x.fntc")
+    with pytest.raises(BitstreamError, match="bad magic"):
+        codec.decode(b"PNG!" + data[4:], "x.fntc")
+    with pytest.raises(BitstreamError, match=f"version 9 is not supported.*{FORMAT_VERSION}"):
+        codec.decode(data[:4] + bytes([9]) + data[5:], "x.fntc")
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0x10
+    with pytest.raises(BitstreamError, match="checksum"):
+        codec.decode(bytes(flipped), "x.fntc")
+    with pytest.raises(BitstreamError, match="x.fntc"):
+        codec.decode(b"", "x.fntc")
+
+
+def test_evaluate_reports_real_and_estimated_rate(run_dir, tmp_path, capsys):
+    for i in range(2):
+        save_image(tmp_path / "imgs" / f"{i}.png", (64, 96), "RGB", seed=i)
+    csv_path = tmp_path / "eval.csv"
+    assert (
+        main(
+            [
+                "evaluate",
+                "--run",
+                str(run_dir),
+                "--client",
+                "0",
+                str(tmp_path / "imgs"),
+                "--csv",
+                str(csv_path),
+            ]
+        )
+        == 0
+    )
+    lines = csv_path.read_text().splitlines()
+    assert lines[0].split(",") == [
+        "image",
+        "pixels",
+        "bytes",
+        "real_bpp",
+        "est_bpp",
+        "psnr",
+        "ms_ssim",
+    ]
+    mean = dict(zip(lines[0].split(","), lines[-1].split(","), strict=True))
+    assert float(mean["real_bpp"]) >= float(mean["est_bpp"]) * 0.9
+    assert float(mean["psnr"]) > 10
+    assert "mean (pixel-weighted)" in capsys.readouterr().out
+
+
+def test_adapt_fits_a_new_entropy_model_only(run_dir, tmp_path):
+    for i in range(3):
+        save_image(tmp_path / "new" / f"{i}.png", (48, 48), "L", seed=i)
+    state = tmp_path / "newclient" / "personal.pt"
+    assert (
+        main(
+            [
+                "adapt",
+                "--run",
+                str(run_dir),
+                "--images",
+                str(tmp_path / "new"),
+                "--state-out",
+                str(state),
+                "--steps",
+                "30",
+                "--crop",
+                "32",
+            ]
+        )
+        == 0
+    )
+    adapted, _, split = load_client_model(run_dir, state_file=state)
+    original, _, _ = load_client_model(run_dir, client_id=0)
+    a, o = adapted.state_dict(), original.state_dict()
+    assert all(torch.equal(a[k], o[k]) for k in split.shared), "transforms must stay frozen"
+    assert not torch.equal(a["entropy_bottleneck.quantiles"], o["entropy_bottleneck.quantiles"])
+    codec = Codec.from_model(adapted)
+    image = Image.open(tmp_path / "new" / "0.png")
+    assert codec.decode(codec.encode(image)).size == image.size
+
+
+def test_missing_input_exits_with_error(run_dir, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "compress",
+                "--run",
+                str(run_dir),
+                "--client",
+                "0",
+                str(tmp_path / "nope.png"),
+                "-o",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
+    assert "nope.png" in capsys.readouterr().err
+
+
+@settings(
+    max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_fuzzed_bitstreams_decode_right_or_raise(codec, data):
+    """Mutated and truncated files either decode to the right image or raise BitstreamError."""
+    original, expected = _encoded_sample(codec)
+    stream = bytearray(original)
+    kind = data.draw(st.sampled_from(["flip", "truncate", "insert", "splice"]))
+    if kind == "flip":
+        for _ in range(data.draw(st.integers(1, 4))):
+            pos = data.draw(st.integers(0, len(stream) - 1))
+            stream[pos] ^= data.draw(st.integers(1, 255))
+    elif kind == "truncate":
+        stream = stream[: data.draw(st.integers(0, len(stream) - 1))]
+    elif kind == "insert":
+        pos = data.draw(st.integers(0, len(stream)))
+        stream[pos:pos] = data.draw(st.binary(min_size=1, max_size=8))
+    else:
+        pos = data.draw(st.integers(0, len(stream) - 1))
+        stream[pos:] = data.draw(st.binary(max_size=64))
+    try:
+        decoded = codec.decode(bytes(stream), "fuzz")
+    except BitstreamError:
+        return
+    assert np.array_equal(np.asarray(decoded), np.asarray(expected))
+
+
+_SAMPLE: dict = {}
+
+
+def _encoded_sample(codec):
+    if "data" not in _SAMPLE:
+        image = Image.fromarray(
+            np.random.default_rng(0).integers(0, 255, (24, 40, 3), dtype=np.uint8)
+        )
+        _SAMPLE["data"] = codec.encode(image)
+        _SAMPLE["recon"] = codec.decode(_SAMPLE["data"])
+    return _SAMPLE["data"], _SAMPLE["recon"]
