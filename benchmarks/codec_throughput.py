@@ -19,7 +19,7 @@ from skimage import data as skdata
 
 from common.codec import Codec, image_to_tensor
 from common.config import ModelConfig
-from common.evaluate import pad_to
+from common.evaluate import estimated_bits, pad_to
 from common.model import create_model, stride
 
 
@@ -59,11 +59,10 @@ def main() -> None:
         t_ca_dec = best_of(
             lambda: model.decompress(encoded["strings"], encoded["shape"]), args.repeats
         )
-        likelihoods = model(x_padded)["likelihoods"]
     data = codec.encode(image)
     t_enc = best_of(lambda: codec.encode(image), args.repeats)
     t_dec = best_of(lambda: codec.decode(data), args.repeats)
-    est_bits = sum(-torch.log2(lk).sum().item() for lk in likelihoods.values())
+    est_bits = estimated_bits(model, x)
     payload = sum(len(s) for group in encoded["strings"] for s in group)
 
     print(f"image {args.size}x{args.size}, {args.threads} threads, best of {args.repeats}")

@@ -15,18 +15,20 @@ import sys
 from pathlib import Path
 
 import torch
+from compressai.models import CompressionModel
 from PIL import Image
 from tqdm import tqdm
 
 from client.state import write_state_file
 from client.trained import load_client_model
+from common.adapt import adapt_entropy_model, reset_personal
 from common.bitstream import BitstreamError
 from common.checkpoint import atomic_write_text
 from common.codec import Codec, image_to_tensor
 from common.data import train_batches
 from common.data.images import IMAGE_SUFFIXES, ImageLoadError, load_images
-from common.evaluate import multiscale_ssim, pad_to, psnr
-from common.model import stride
+from common.evaluate import estimated_bits, multiscale_ssim, psnr
+from common.model import create_model
 
 SUFFIX = ".fntc"
 
@@ -88,15 +90,6 @@ def cmd_decompress(args: argparse.Namespace) -> None:
         image.save(args.output / (path.stem + ".png"))
 
 
-@torch.no_grad()
-def estimated_bpp(codec: Codec, x: torch.Tensor) -> float:
-    """The model's own rate estimate (likelihoods) on one padded image."""
-    x_padded, _ = pad_to(x, stride(codec.model))
-    likelihoods = codec.model(x_padded)["likelihoods"]
-    bits = sum(-torch.log2(lk).sum().item() for lk in likelihoods.values())
-    return bits / (x.shape[-2] * x.shape[-1])
-
-
 def cmd_evaluate(args: argparse.Namespace) -> None:
     codec = load_codec(args)
     rows = []
@@ -114,7 +107,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                 "pixels": pixels,
                 "bytes": len(data),
                 "real_bpp": len(data) * 8 / pixels,
-                "est_bpp": estimated_bpp(codec, x),
+                "est_bpp": estimated_bits(codec.model, x) / pixels,
                 "psnr": psnr(x, x_hat),
                 "ms_ssim": multiscale_ssim(x, x_hat),
             }
@@ -141,19 +134,48 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def cmd_adapt(args: argparse.Namespace) -> None:
     model, conf, split = load_client_model(args.run, args.client, args.state, args.checkpoint)
-    from common.adapt import adapt_entropy_model
-
+    if args.init == "fresh":
+        reset_personal(model, split, create_model(conf.model, seed=conf.seed))
     images = load_images(expand([args.images], IMAGE_SUFFIXES), conf.data.max_side)
     batches = train_batches(images, args.crop or conf.data.crop_size, conf.data.batch_size, 0)
-    history = adapt_entropy_model(
-        model, split, batches, args.steps, args.lmbda or conf.train.lmbda, lr=args.lr
+    target = None
+    if args.reference_client is not None:
+        reference, _, _ = load_client_model(args.run, args.reference_client)
+        target = mean_estimated_bpp(reference, images)
+        print(f"reference client {args.reference_client}: estimated bpp {target:.4f}")
+    reached: list[int] = []
+
+    def monitor(step: int) -> None:
+        bpp = mean_estimated_bpp(model, images)
+        close = target is not None and bpp <= 1.02 * target
+        if close and not reached:
+            reached.append(step)
+        print(f"step {step:6d}: estimated bpp {bpp:.4f}" + ("  (within 2%)" if close else ""))
+
+    adapt_entropy_model(
+        model,
+        split,
+        batches,
+        args.steps,
+        args.lmbda or conf.train.lmbda,
+        lr=args.lr,
+        monitor=monitor,
+        monitor_every=args.eval_every,
     )
     write_state_file(args.state_out, split.personal_state(model.state_dict()), conf.model, 0)
-    window = max(1, min(50, args.steps // 5))
-    print(
-        f"adapted {args.steps} steps; training bpp first {sum(history[:window]) / window:.4f}, "
-        f"last {sum(history[-window:]) / window:.4f}; saved {args.state_out}"
-    )
+    if target is not None:
+        print(
+            f"steps to within 2% of the reference rate: {reached[0] if reached else 'not reached'}"
+        )
+    print(f"saved {args.state_out}")
+
+
+@torch.no_grad()
+def mean_estimated_bpp(model: CompressionModel, images: list[torch.Tensor]) -> float:
+    """Pixel-weighted estimated bpp of ``model`` (eval mode) on uint8 images."""
+    model.eval()
+    bits = sum(estimated_bits(model, image.float().div(255).unsqueeze(0)) for image in images)
+    return bits / sum(image.shape[-2] * image.shape[-1] for image in images)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -192,6 +214,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--lmbda", type=float, default=0.0, help="default: the run's lmbda")
     p.add_argument("--crop", type=int, default=0, help="default: the run's crop size")
+    p.add_argument(
+        "--init",
+        choices=("fresh", "client"),
+        default="fresh",
+        help="start from an untrained entropy model, or from --client's",
+    )
+    p.add_argument(
+        "--reference-client",
+        type=int,
+        help="report the step at which the rate is within 2%% of this client's",
+    )
+    p.add_argument("--eval-every", type=int, default=50, help="print the rate every N steps")
     p.set_defaults(func=cmd_adapt)
     return main
 

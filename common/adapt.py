@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from compressai.losses import RateDistortionLoss
@@ -20,10 +20,13 @@ def adapt_entropy_model(
     lr: float = 1e-3,
     aux_lr: float = 1e-3,
     device: torch.device | None = None,
+    monitor: Callable[[int], None] | None = None,
+    monitor_every: int = 0,
 ) -> list[float]:
     """Train the personal (non-shared) parameters for ``steps`` steps; return bpp per step.
 
     The shared transforms are frozen, so only the entropy model (and hyperprior) moves.
+    ``monitor(step)`` is called every ``monitor_every`` steps (model in train mode after).
     """
     if not split.shared:
         raise ValueError("this run shares no transforms (method 'local'): nothing to adapt to")
@@ -48,6 +51,16 @@ def adapt_entropy_model(
         model.aux_loss().backward()
         aux_optimizer.step()
         history.append(out["bpp_loss"].item())
+        if monitor and monitor_every and (len(history) % monitor_every == 0):
+            monitor(len(history))
+            model.train()
     for param in names.values():
         param.requires_grad_(True)
     return history
+
+
+def reset_personal(model: CompressionModel, split: KeySplit, fresh: CompressionModel) -> None:
+    """Replace the personal part of ``model`` by that of an untrained ``fresh`` model."""
+    state = model.state_dict()
+    state.update(split.personal_state(fresh.state_dict()))
+    model.load_state_dict(state)

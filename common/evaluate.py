@@ -69,6 +69,14 @@ def _fits(side: int, scales: int) -> bool:
 
 
 @torch.no_grad()
+def estimated_bits(model: CompressionModel, x: torch.Tensor) -> float:
+    """Bits the model's likelihoods assign to ``x`` ``[1, 3, H, W]`` (padded to its stride)."""
+    x_padded, _ = pad_to(x, stride(model))
+    likelihoods = model(x_padded)["likelihoods"]
+    return sum(-torch.log2(lk).sum().item() for lk in likelihoods.values())
+
+
+@torch.no_grad()
 def code_image(model: CompressionModel, image: torch.Tensor) -> tuple[ImageResult, torch.Tensor]:
     """Compress and decompress one uint8 ``[3, H, W]`` image; return metrics and ``x_hat``.
 
@@ -80,8 +88,7 @@ def code_image(model: CompressionModel, image: torch.Tensor) -> tuple[ImageResul
     encoded = model.compress(x_padded)
     num_bytes = sum(len(s) for strings in encoded["strings"] for s in strings)
     x_hat = model.decompress(encoded["strings"], encoded["shape"])["x_hat"][..., :h, :w]
-    likelihoods = model(x_padded)["likelihoods"]
-    est_bits = sum(-torch.log2(lk).sum().item() for lk in likelihoods.values())
+    est_bits = estimated_bits(model, x)
     pixels = h * w
     result = ImageResult(
         pixels=pixels,

@@ -177,7 +177,7 @@ def test_evaluate_reports_real_and_estimated_rate(run_dir, tmp_path, capsys):
     assert "mean (pixel-weighted)" in capsys.readouterr().out
 
 
-def test_adapt_fits_a_new_entropy_model_only(run_dir, tmp_path):
+def test_adapt_fits_a_new_entropy_model_only(run_dir, tmp_path, capsys):
     for i in range(3):
         save_image(tmp_path / "new" / f"{i}.png", (48, 48), "L", seed=i)
     state = tmp_path / "newclient" / "personal.pt"
