@@ -103,6 +103,7 @@ class RunConfig:
     seed: int = 0
     output_dir: str = ""
     state_dir: str = ""
+    resume: bool = False
 
     def __post_init__(self) -> None:
         _check_choice("strategy.method", self.strategy.method, METHODS)

@@ -68,8 +68,29 @@ class RunRecorder:
         if failures:
             write_rows_csv(failures, self.run_dir / "failures.csv")
 
+    def previous_rows(self, up_to_round: int) -> dict[str, list[dict[str, Any]]]:
+        """Rows of the CSVs already in the run directory, for rounds <= ``up_to_round``
+        (a resumed run keeps them)."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for name in ("train", "evaluate", "rounds", "failures"):
+            path = self.run_dir / f"{name}.csv"
+            rows = list(csv.DictReader(path.open())) if path.exists() else []
+            parsed = [{k: _number(v) for k, v in row.items()} for row in rows]
+            found[name] = [r for r in parsed if int(r["round"]) <= up_to_round]
+        return found
+
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_text(json.dumps(summary, indent=2) + "\n", self.run_dir / "summary.json")
+
+
+def _number(text: str) -> Any:
+    """CSV cell back to int / float where it is one."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def summarize(

@@ -13,6 +13,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 from flwr.supercore import log
 
+from common.checkpoint import latest_checkpoint, load_shared_checkpoint, load_tensors
 from common.config import from_run_config
 from common.model import create_model
 from common.paths import run_dir
@@ -41,8 +42,17 @@ def main(grid: Grid, context: Context) -> None:
     )
 
     initial = ArrayRecord(split.shared_state(model.state_dict()))
+    done = 0
+    if conf.resume:
+        checkpoint = latest_checkpoint(recorder.run_dir)
+        shared = load_shared_checkpoint(checkpoint)
+        split.check_shared_keys(shared, origin=str(checkpoint))
+        initial = ArrayRecord(shared)
+        done = int(load_tensors(checkpoint)["round"])
+        log(INFO, "fedntc: resuming after round %d from %s", done, checkpoint)
     strategy = SharedKeysFedAvg(
         split.shared,
+        round_offset=done,
         fraction_train=conf.strategy.fraction_train,
         fraction_evaluate=conf.strategy.fraction_evaluate,
         min_train_nodes=conf.strategy.min_clients,
@@ -58,17 +68,23 @@ def main(grid: Grid, context: Context) -> None:
         }
     )
 
+    if done:
+        previous = recorder.previous_rows(done)
+        strategy.client_rows = previous["train"] + previous["evaluate"]
+        strategy.round_rows = previous["rounds"]
+        strategy.failures = previous["failures"]
+
     def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         """Flower calls this after every round with the current shared weights."""
         if server_round > 0:
-            recorder.checkpoint(server_round, arrays)
+            recorder.checkpoint(server_round + done, arrays)
             recorder.write_metrics(strategy.client_rows, strategy.round_rows, strategy.failures)
         return None
 
     strategy.start(
         grid=grid,
         initial_arrays=initial,
-        num_rounds=conf.num_rounds,
+        num_rounds=max(conf.num_rounds - done, 0),
         timeout=conf.strategy.round_timeout,
         train_config=train_config,
         evaluate_config=ConfigRecord(),

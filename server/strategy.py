@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from logging import ERROR
 from typing import Any
 
-from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from flwr.supercore import log
@@ -38,21 +39,34 @@ class SharedKeysFedAvg(FedAvg):
 
     Args:
         shared_keys: the state-dict keys the server averages and sends.
+        round_offset: rounds already done (a resumed run numbers rounds from offset + 1).
         **kwargs: passed to :class:`flwr.serverapp.strategy.FedAvg`.
     """
 
-    def __init__(self, shared_keys: Iterable[str], **kwargs: Any) -> None:
+    def __init__(self, shared_keys: Iterable[str], round_offset: int = 0, **kwargs: Any) -> None:
         kwargs.setdefault("train_metrics_aggr_fn", aggregate_metrics)
         kwargs.setdefault("evaluate_metrics_aggr_fn", aggregate_metrics)
         super().__init__(**kwargs)
         self.shared_keys = frozenset(shared_keys)
+        self.round_offset = round_offset
         self.client_rows: list[dict[str, Any]] = []
         self.round_rows: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return super().configure_train(server_round + self.round_offset, arrays, config, grid)
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        return super().configure_evaluate(server_round + self.round_offset, arrays, config, grid)
+
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        server_round += self.round_offset
         replies = list(replies)
         for msg in replies:
             if msg.has_error():
@@ -67,6 +81,7 @@ class SharedKeysFedAvg(FedAvg):
     def aggregate_evaluate(
         self, server_round: int, replies: Iterable[Message]
     ) -> MetricRecord | None:
+        server_round += self.round_offset
         replies = list(replies)
         for msg in replies:
             if msg.has_error():

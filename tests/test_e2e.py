@@ -87,3 +87,19 @@ def test_personalized_simulation_end_to_end(tmp_path):
     assert result.real_bpp > 0
     raw = sum(v.numel() * v.element_size() for v in shared.values())
     assert summary["bytes_per_client_per_round"]["up"] == ArrayRecord(shared).count_bytes() > raw
+
+    # resume: the same run directory continues after its last checkpoint (round 2) to round 3
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        again = compose(
+            "config", overrides=[*OVERRIDES, "num_rounds=3", "resume=true", f"output_dir={run_dir}"]
+        )
+    resumed = run_simulation(again, run_dir)
+    assert resumed["rounds"] == 3
+    rounds = [(r["phase"], r["round"]) for r in csv.DictReader((run_dir / "train.csv").open())]
+    assert sorted({int(r) for _, r in rounds}) == [1, 2, 3] and len(rounds) == 9
+    assert (run_dir / "checkpoints" / "round-0003.pt").exists()
+    for client_id in range(3):
+        saved = torch.load(
+            run_dir / "client-state" / f"client-{client_id}" / "personal.pt", weights_only=True
+        )
+        assert saved["round"] == 3
