@@ -71,16 +71,17 @@ class ClientSetup:
 
 def build_model(
     setup: ClientSetup, msg: Message, context: Context
-) -> tuple[CompressionModel, KeySplit]:
-    """The model with the server's shared weights and this client's personal state."""
+) -> tuple[CompressionModel, KeySplit, int]:
+    """The model with the server's shared weights and this client's personal state, and the
+    round that personal state is from (0: none yet, a fresh entropy model)."""
     model = create_model(setup.conf.model, seed=setup.conf.seed)
     split = KeySplit.from_keys(model.state_dict(), setup.conf.strategy.shared_prefixes)
     shared = msg.content["arrays"].to_torch_state_dict()
     split.check_shared_keys(shared, origin="the server's message")
-    personal = load_personal(context, setup.state_file, setup.conf.model) or {}
+    personal, state_round = load_personal(context, setup.state_file, setup.conf.model)
     # CompressionModel.load_state_dict resizes the entropy-coding tables as needed.
     model.load_state_dict(merge_state(model.state_dict(), personal, shared))
-    return model, split
+    return model, split, state_round
 
 
 def round_train_config(base: TrainConfig, msg: Message) -> TrainConfig:
@@ -100,7 +101,7 @@ def train(msg: Message, context: Context) -> Message:
     """Train locally, keep the personal part, reply with the shared part only."""
     setup = ClientSetup.from_context(context)
     server_round = int(msg.content["config"].get("server-round", 0))
-    model, split = build_model(setup, msg, context)
+    model, split, state_round = build_model(setup, msg, context)
     data = setup.load_data()
     conf = round_train_config(setup.conf.train, msg)
     seed = setup.conf.seed * 1_000_003 + setup.client_id * 1009 + server_round
@@ -119,6 +120,7 @@ def train(msg: Message, context: Context) -> Message:
             "train-seconds": seconds,
             "images-per-second": conf.local_steps * setup.conf.data.batch_size / seconds,
             "client-id": setup.client_id,
+            "state-round": state_round,
             "num-examples": len(data.train),
         }
     )
@@ -131,7 +133,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     """Entropy-code the client's test images with the global transforms and its own
     entropy model; reply with real and estimated bpp, PSNR and MS-SSIM."""
     setup = ClientSetup.from_context(context)
-    model, split = build_model(setup, msg, context)
+    model, split, _ = build_model(setup, msg, context)
     state = model.state_dict()
     data = setup.load_data()
     results = evaluate_coded(model, data.test)

@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from flwr.app import ArrayRecord, Context
+from flwr.app import ArrayRecord, ConfigRecord, Context
 
 from common.checkpoint import atomic_save, load_tensors
 from common.config import ModelConfig
 
 STATE_KEY = "personal-model"
+META_KEY = "personal-meta"
 
 
 def model_signature(conf: ModelConfig) -> str:
@@ -24,17 +25,22 @@ def model_signature(conf: ModelConfig) -> str:
 
 def load_personal(
     context: Context, state_file: Path, model_conf: ModelConfig
-) -> dict[str, torch.Tensor] | None:
-    """The saved personal state: from ``context.state``, else from disk, else ``None``."""
+) -> tuple[dict[str, torch.Tensor], int]:
+    """The saved personal state and the round it is from: from ``context.state``, else from
+    disk (a restarted SuperNode), else ``({}, 0)`` on a client's first round."""
     if STATE_KEY in context.state.array_records:
-        return dict(context.state.array_records[STATE_KEY].to_torch_state_dict())
+        state = dict(context.state.array_records[STATE_KEY].to_torch_state_dict())
+        return state, int(context.state.config_records[META_KEY]["round"])
     if not state_file.exists():
-        return None
+        return {}, 0
     return read_state_file(state_file, model_conf)
 
 
-def read_state_file(state_file: Path, model_conf: ModelConfig) -> dict[str, torch.Tensor]:
-    """A personal state written by :func:`write_state_file`, checked against the model."""
+def read_state_file(
+    state_file: Path, model_conf: ModelConfig
+) -> tuple[dict[str, torch.Tensor], int]:
+    """A personal state written by :func:`write_state_file` (checked against the model) and
+    the round it was saved after."""
     if not state_file.exists():
         raise FileNotFoundError(f"no personal state file {state_file}")
     saved = load_tensors(state_file)
@@ -45,7 +51,7 @@ def read_state_file(state_file: Path, model_conf: ModelConfig) -> dict[str, torc
             f"state file {state_file} holds a {saved['model']} model, but this run trains "
             f"{model_signature(model_conf)}; point state-dir elsewhere or remove the file"
         )
-    return dict(saved["state"])
+    return dict(saved["state"]), int(saved.get("round", 0))
 
 
 def save_personal(
@@ -57,6 +63,7 @@ def save_personal(
 ) -> None:
     """Keep ``state`` in ``context.state`` and write it atomically to ``state_file``."""
     context.state[STATE_KEY] = ArrayRecord(state)
+    context.state[META_KEY] = ConfigRecord({"round": server_round})
     write_state_file(state_file, state, model_conf, server_round)
 
 

@@ -42,6 +42,6 @@ def load_client_model(
         if client_id is None:
             raise ValueError("name a client (--client) or a personal state file (--state)")
         state_file = client_state_file(conf, run_dir, client_id)
-    personal = read_state_file(state_file, conf.model)
+    personal, _ = read_state_file(state_file, conf.model)
     model.load_state_dict(merge_state(model.state_dict(), personal, shared))
     return model, conf, split

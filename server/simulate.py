@@ -42,10 +42,21 @@ class SimulationSettings:
 
 
 @dataclass
+class DeploymentSettings:
+    """Where ``server.submit`` sends the run: a SuperLink's address and its CA certificate."""
+
+    address: str = "127.0.0.1:9093"
+    root_certificates: str = ""
+    insecure: bool = False
+    timeout_s: int = 86400
+
+
+@dataclass
 class SimulateConfig(RunConfig):
-    """Schema of the Hydra tree: the run config plus simulation resources."""
+    """Schema of the Hydra tree: the run config plus simulation / deployment settings."""
 
     simulation: SimulationSettings = field(default_factory=SimulationSettings)
+    deployment: DeploymentSettings = field(default_factory=DeploymentSettings)
 
 
 ConfigStore.instance().store(name="fedntc_schema", node=SimulateConfig)
@@ -53,10 +64,17 @@ ConfigStore.instance().store(name="fedntc_schema", node=SimulateConfig)
 
 def split_config(cfg: DictConfig) -> tuple[RunConfig, SimulationSettings]:
     """Validate a composed Hydra config into the run config and simulation settings."""
+    conf, simulation, _ = split_all(cfg)
+    return conf, simulation
+
+
+def split_all(cfg: DictConfig) -> tuple[RunConfig, SimulationSettings, DeploymentSettings]:
+    """The run config and the simulation and deployment settings of a composed config."""
     values: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     values.pop("hydra", None)
     simulation = SimulationSettings(**values.pop("simulation", {}))
-    return from_mapping(values), simulation
+    deployment = DeploymentSettings(**values.pop("deployment", {}))
+    return from_mapping(values), simulation, deployment
 
 
 def federation_options(conf: RunConfig, sim: SimulationSettings) -> str:
@@ -78,31 +96,46 @@ def run_simulation(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         conf.output_dir = str(output_dir)
     run_dir = Path(conf.output_dir)
     preflight(conf)
+    with LocalSimulationLink(run_dir / ".flwr") as link:
+        code = submit_run(
+            conf, run_dir, link.env, CONNECTION, federation_options(conf, sim), sim.timeout_s
+        )
+    return read_summary(run_dir, code)
+
+
+def submit_run(
+    conf: RunConfig,
+    run_dir: Path,
+    env: dict[str, str],
+    connection: str,
+    federation_config: str | None,
+    timeout_s: float,
+) -> int:
+    """``flwr run`` this app with ``conf`` as run-config; log to ``run_dir/flwr-run.log``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     run_config_file = run_dir / "run_config.toml"
     run_config_file.write_text(tomli_w.dumps(flatten(conf)))
-    log_path = run_dir / "flwr-run.log"
-    with LocalSimulationLink(run_dir / ".flwr") as link, log_path.open("w") as log:
-        command = [
-            "flwr",
-            "run",
-            str(APP_DIR),
-            CONNECTION,
-            "--run-config",
-            str(run_config_file),
-            "--federation-config",
-            federation_options(conf, sim),
-            "--stream",
-        ]
+    command = ["flwr", "run", str(APP_DIR), connection, "--run-config", str(run_config_file)]
+    if federation_config:
+        command += ["--federation-config", federation_config]
+    with (run_dir / "flwr-run.log").open("w") as log:
         done = subprocess.run(
-            command, env=link.env, stdout=log, stderr=subprocess.STDOUT, timeout=sim.timeout_s
+            [*command, "--stream"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=timeout_s,
         )
+    return done.returncode
+
+
+def read_summary(run_dir: Path, returncode: int) -> dict[str, Any]:
+    """The run's summary, or an error with the tail of its log."""
     summary_path = run_dir / "summary.json"
-    if done.returncode != 0 or not summary_path.exists():
+    log_path = run_dir / "flwr-run.log"
+    if returncode != 0 or not summary_path.exists():
         tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-30:])
-        raise RuntimeError(
-            f"federated run failed (exit {done.returncode}); log {log_path}:\n{tail}"
-        )
+        raise RuntimeError(f"federated run failed (exit {returncode}); log {log_path}:\n{tail}")
     return json.loads(summary_path.read_text())
 
 

@@ -12,7 +12,7 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from flwr.supercore import log
 
-PER_CLIENT_KEYS = ("client-id", "shared-hash", "personal-hash")
+PER_CLIENT_KEYS = ("client-id", "shared-hash", "personal-hash", "state-round")
 
 
 def aggregate_metrics(records: list[RecordDict], weighted_by_key: str) -> MetricRecord:

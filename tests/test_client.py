@@ -48,6 +48,8 @@ def test_train_twice_keeps_and_updates_personal_state(tmp_path):
     assert saved["round"] == 2
     assert torch.equal(saved["state"][quantiles], second[quantiles])
     assert reply2.content["metrics"]["num-examples"] == conf.data.train_size
+    assert reply.content["metrics"]["state-round"] == 0  # first round: fresh entropy model
+    assert reply2.content["metrics"]["state-round"] == 1  # continued from round 1
 
 
 @pytest.mark.parametrize("method", ["personalized", "fedavg", "local"])
@@ -66,11 +68,15 @@ def test_restarted_client_reloads_state_from_disk(tmp_path):
     conf = tiny_config(tmp_path)
     _, arrays = initial_arrays(conf)
     first = make_context(conf, 2)
-    train(server_message(arrays, ROUND_CONFIG), first)
+    train(server_message(arrays, {**ROUND_CONFIG, "server-round": 1}), first)
     before = personal_from_context(first)
 
     restarted = make_context(conf, 2)  # a new SuperNode process: empty context.state
     reply = evaluate(server_message(arrays, {}, MessageType.EVALUATE), restarted)
+    again = train(
+        server_message(arrays, {**ROUND_CONFIG, "server-round": 2}), make_context(conf, 2)
+    )
+    assert again.content["metrics"]["state-round"] == 1
     from common.split import KeySplit, fingerprint
 
     split = KeySplit.from_keys(before, [])

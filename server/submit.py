@@ -1,0 +1,80 @@
+"""Hydra entry for a real deployment: submit the app to a running SuperLink with ``flwr run``.
+
+    python -m server.submit deployment.address=server.example:9093 \
+        deployment.root_certificates=/path/ca.crt data=folder strategy=personalized
+
+The config tree is the one ``server.simulate`` uses; ``deployment.*`` says where the
+SuperLink is. The ServerApp writes results on the SuperLink's machine (``output_dir`` there);
+the log streams here, and when that directory is visible here its summary is printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from server.results import format_summary
+from server.simulate import read_summary, split_all, submit_run
+from server.superlink import OFFLINE_ENV
+
+CONNECTION = "fedntc-remote"
+
+
+def write_connection(home: Path, address: str, root_certificates: str, insecure: bool) -> None:
+    """A private Flower CLI config naming one SuperLink connection."""
+    home.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "[superlink]",
+        f'default = "{CONNECTION}"',
+        "",
+        f"[superlink.{CONNECTION}]",
+        f'address = "{address}"',
+    ]
+    if insecure:
+        lines.append("insecure = true")
+    else:
+        if not root_certificates:
+            raise ValueError(
+                "deployment.root_certificates (the CA certificate) is required "
+                "unless deployment.insecure=true"
+            )
+        ca = Path(root_certificates).expanduser().resolve()
+        if not ca.is_file():
+            raise FileNotFoundError(f"deployment.root_certificates {ca} does not exist")
+        lines.append(f'root-certificates = "{ca}"')
+    (home / "config.toml").write_text("\n".join(lines) + "\n")
+
+
+def submit(cfg: DictConfig, output_dir: Path) -> int:
+    """Submit one run; return ``flwr run``'s exit code (0 when the run completed)."""
+    conf, _, deployment = split_all(cfg)
+    if not conf.output_dir:
+        conf.output_dir = str(output_dir)
+    local_dir = Path(conf.output_dir)
+    home = local_dir / ".flwr"
+    write_connection(home, deployment.address, deployment.root_certificates, deployment.insecure)
+    env = {**os.environ, **OFFLINE_ENV, "FLWR_HOME": str(home)}
+    return submit_run(conf, local_dir, env, CONNECTION, None, deployment.timeout_s)
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def hydra_main(cfg: DictConfig) -> None:
+    """Console entry ``fedntc-submit``."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    code = submit(cfg, output_dir)
+    if (output_dir / "summary.json").exists():
+        print(format_summary(read_summary(output_dir, code)), flush=True)
+    if code != 0:
+        raise SystemExit(
+            f"flwr run failed with exit code {code}; see {output_dir / 'flwr-run.log'}"
+        )
+
+
+if __name__ == "__main__":
+    hydra_main()
