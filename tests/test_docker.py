@@ -1,0 +1,83 @@
+"""Static checks of docker/: no Docker engine runs here, so validate what can be validated."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+DOCKER = Path(__file__).resolve().parent.parent / "docker"
+
+
+def compose():
+    return yaml.safe_load((DOCKER / "compose.yml").read_text())
+
+
+def test_compose_wires_superlink_nodes_and_volumes():
+    spec = compose()
+    services = spec["services"]
+    assert services["superlink"]["image"] == "flwr/superlink:1.42.0"
+    superlink_args = " ".join(services["superlink"]["command"])
+    for flag in (
+        "--ssl-certfile",
+        "--ssl-keyfile",
+        "--ssl-ca-certfile",
+        "--enable-supernode-auth",
+        "--database",
+    ):
+        assert flag in superlink_args
+    assert "--insecure" not in superlink_args
+    nodes = [name for name in services if name.startswith("supernode")]
+    assert len(nodes) >= 2
+    declared = set(spec["volumes"])
+    for name in nodes:
+        node = services[name]
+        args = " ".join(node["command"])
+        assert (
+            "--root-certificates=/certs/ca.crt" in args and "--auth-supernode-private-key" in args
+        )
+        assert "data-dir=" in args and "state-dir=" in args
+        named = {v.split(":")[0] for v in node["volumes"] if not v.startswith(".")}
+        assert named <= declared, f"{name} uses undeclared volumes {named - declared}"
+        assert (DOCKER.parent / node["build"]["dockerfile"]).exists()
+    gpu = services["supernode-gpu"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert gpu["build"]["args"]["TORCH_INDEX"] == "https://pypi.org/simple"
+    partitions = [
+        " ".join(services[n]["command"]).split("partition-id=")[1].split()[0] for n in nodes
+    ]
+    assert len(set(partitions)) == len(partitions), "each SuperNode needs its own partition-id"
+
+
+@pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint is not installed")
+def test_dockerfile_lints_clean():
+    done = subprocess.run(
+        ["hadolint", str(DOCKER / "fedntc.Dockerfile")], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_scripts_are_valid_bash_and_refuse_missing_arguments(tmp_path):
+    for script in ("generate-certs.sh", "generate-node-keys.sh"):
+        assert subprocess.run(["bash", "-n", str(DOCKER / script)], timeout=30).returncode == 0
+        done = subprocess.run(
+            ["bash", str(DOCKER / script)], capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 2 and "usage" in done.stderr
+
+
+def test_certificate_covers_requested_hosts(tmp_path):
+    subprocess.run(
+        ["bash", str(DOCKER / "generate-certs.sh"), str(tmp_path), "superlink", "10.1.2.3"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    text = subprocess.run(
+        ["openssl", "x509", "-in", str(tmp_path / "server.pem"), "-noout", "-text"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "DNS:superlink" in text and "IP Address:10.1.2.3" in text
