@@ -29,6 +29,7 @@ from server.results import format_summary
 from server.superlink import CONNECTION, LocalSimulationLink
 
 APP_DIR = Path(__file__).resolve().parent.parent
+CONF_DIR = APP_DIR / "conf"
 
 
 @dataclass
@@ -139,7 +140,7 @@ def read_summary(run_dir: Path, returncode: int) -> dict[str, Any]:
     return json.loads(summary_path.read_text())
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> None:
     """Console entry ``fedntc-simulate``."""
     logging.getLogger("httpx").setLevel(logging.WARNING)

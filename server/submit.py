@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from server.results import format_summary
-from server.simulate import read_summary, split_all, submit_run
+from server.simulate import CONF_DIR, read_summary, split_all, submit_run
 from server.superlink import OFFLINE_ENV
 
 CONNECTION = "fedntc-remote"
@@ -62,7 +62,7 @@ def submit(cfg: DictConfig, output_dir: Path) -> int:
     return submit_run(conf, local_dir, env, CONNECTION, None, deployment.timeout_s)
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> None:
     """Console entry ``fedntc-submit``."""
     logging.getLogger("httpx").setLevel(logging.WARNING)

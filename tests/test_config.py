@@ -73,3 +73,19 @@ def test_hydra_groups_select_methods():
 def test_hydra_rejects_unknown_override():
     with pytest.raises(Exception, match="lmbdaa"):
         composed(["train.lmbdaa=0.1"])
+
+
+@pytest.mark.parametrize("script", ["fedntc-simulate", "fedntc-submit"])
+def test_console_scripts_find_the_config_from_any_directory(tmp_path, script):
+    import subprocess
+
+    done = subprocess.run(
+        [script, "--cfg", "job", "strategy=fedavg"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "method: fedavg" in done.stdout
+    assert not any(tmp_path.iterdir()), "nothing may be written to the working directory"
