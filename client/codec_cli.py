@@ -211,7 +211,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=Path, required=True, help="the new client's image folder")
     p.add_argument("--state-out", type=Path, required=True, help="where to save personal.pt")
     p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--lmbda", type=float, default=0.0, help="default: the run's lmbda")
     p.add_argument("--crop", type=int, default=0, help="default: the run's crop size")
     p.add_argument(
