@@ -10,6 +10,8 @@ the key, before any training starts.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import types
 import typing
 from collections.abc import Mapping
@@ -70,7 +72,7 @@ class TrainConfig:
     lmbda: float = 0.0067
     lr: float = 2e-3
     aux_lr: float = 1e-3
-    local_steps: int = 30
+    local_steps: int = 50
     clip_max_norm: float = 1.0
     device: str = "auto"
 
@@ -87,7 +89,7 @@ class StrategyConfig:
     shared_prefixes: list[str] = field(default_factory=lambda: ["g_a", "g_s"])
     fraction_train: float = 1.0
     fraction_evaluate: float = 1.0
-    min_clients: int = 2
+    min_clients: int = 4
     round_timeout: float = 3600.0
 
 
@@ -99,7 +101,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
-    num_rounds: int = 3
+    num_rounds: int = 6
     seed: int = 0
     output_dir: str = ""
     state_dir: str = ""
@@ -120,6 +122,28 @@ class RunConfig:
                 raise ConfigError(f"config key '{key}' must be >= 1, got {value}")
         if self.train.lmbda <= 0:
             raise ConfigError(f"config key 'train.lmbda' must be > 0, got {self.train.lmbda}")
+        strategy = self.strategy
+        if not 1 <= strategy.min_clients <= self.data.num_clients:
+            raise ConfigError(
+                f"config key 'strategy.min_clients' is {strategy.min_clients}; it must be between "
+                f"1 and data.num_clients={self.data.num_clients} (or rounds wait forever)"
+            )
+        for key in ("fraction_train", "fraction_evaluate"):
+            if not 0 < getattr(strategy, key) <= 1:
+                raise ConfigError(f"config key 'strategy.{key}' must be in (0, 1]")
+        expected = {"fedavg": ["*"], "local": []}.get(strategy.method)
+        if expected is not None and strategy.shared_prefixes != expected:
+            raise ConfigError(
+                f"strategy.method={strategy.method} shares {expected or 'nothing'}, but "
+                f"'strategy.shared_prefixes' is {strategy.shared_prefixes}"
+            )
+        if strategy.method == "personalized" and (
+            not strategy.shared_prefixes or "*" in strategy.shared_prefixes
+        ):
+            raise ConfigError(
+                "strategy.method=personalized needs 'strategy.shared_prefixes' to name the shared "
+                f"transforms (e.g. g_a,g_s), got {strategy.shared_prefixes}"
+            )
 
 
 def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
@@ -144,6 +168,21 @@ def flatten(config: RunConfig) -> dict[str, bool | int | float | str]:
 
     walk(config, "")
     return flat
+
+
+# Keys that may change while a run is the same run (extended, resumed, moved).
+RUN_EXTENSION_KEYS = frozenset({"num_rounds", "resume", "output_dir", "state_dir"})
+
+
+def run_identity(config: RunConfig) -> dict[str, bool | int | float | str]:
+    """The flattened config without :data:`RUN_EXTENSION_KEYS`: equal for the same run."""
+    return {k: v for k, v in flatten(config).items() if k not in RUN_EXTENSION_KEYS}
+
+
+def run_key(config: RunConfig) -> str:
+    """A short hash of :func:`run_identity`, naming a run's files outside its directory."""
+    text = json.dumps(run_identity(config), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def from_mapping(values: Mapping[str, Any]) -> RunConfig:

@@ -13,6 +13,8 @@ def preflight(conf: RunConfig, check_data: bool = True) -> KeySplit:
     """Raise a clear error now rather than inside a client process later."""
     model = create_model(conf.model, seed=conf.seed)
     split = KeySplit.from_keys(model.state_dict(), conf.strategy.shared_prefixes)
+    if conf.data.source == "hf" and not conf.data.hf_dataset:
+        raise ValueError("data.source=hf needs 'data.hf_dataset' (a dataset name or 'imagefolder')")
     if check_data and conf.data.source != "hf":
         for client_id in range(conf.data.num_clients):
             data = load_client_data(conf.data, client_id, conf.seed)

@@ -22,12 +22,21 @@ import tomli_w
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
-from common.config import RunConfig, flatten, from_mapping
+from common.config import (
+    RUN_EXTENSION_KEYS,
+    ConfigError,
+    RunConfig,
+    flatten,
+    from_mapping,
+    run_identity,
+)
 from common.preflight import preflight
 from server.results import format_summary
 from server.superlink import CONNECTION, LocalSimulationLink
 
+log = logging.getLogger(__name__)
 APP_DIR = Path(__file__).resolve().parent.parent
 CONF_DIR = APP_DIR / "conf"
 
@@ -71,11 +80,30 @@ def split_config(cfg: DictConfig) -> tuple[RunConfig, SimulationSettings]:
 
 def split_all(cfg: DictConfig) -> tuple[RunConfig, SimulationSettings, DeploymentSettings]:
     """The run config and the simulation and deployment settings of a composed config."""
-    values: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    try:
+        values: dict[str, Any] = OmegaConf.to_container(  # type: ignore[assignment]
+            cfg, resolve=True, throw_on_missing=True
+        )
+    except MissingMandatoryValue as err:
+        raise ConfigError(f"config key '{err.full_key}' must be set (it is ???)") from err
     values.pop("hydra", None)
     simulation = SimulationSettings(**values.pop("simulation", {}))
     deployment = DeploymentSettings(**values.pop("deployment", {}))
-    return from_mapping(values), simulation, deployment
+    return absolute_paths(from_mapping(values)), simulation, deployment
+
+
+def absolute_paths(conf: RunConfig) -> RunConfig:
+    """Resolve relative paths against this directory: the ServerApp and ClientApps run in
+    other processes with other working directories."""
+
+    def resolve(path: str) -> str:
+        return str(Path(path).expanduser().resolve()) if path else path
+
+    conf.output_dir = resolve(conf.output_dir)
+    conf.state_dir = resolve(conf.state_dir)
+    conf.data.root = resolve(conf.data.root)
+    conf.data.hf_data_dir = resolve(conf.data.hf_data_dir)
+    return conf
 
 
 def federation_options(conf: RunConfig, sim: SimulationSettings) -> str:
@@ -91,17 +119,51 @@ def federation_options(conf: RunConfig, sim: SimulationSettings) -> str:
 
 
 def run_simulation(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
-    """Run one federated simulation and return its ``summary.json`` content."""
+    """Run one federated simulation and return its ``summary.json`` content.
+
+    A run directory that already holds this config is not retrained: a finished run is
+    returned as is, an interrupted one resumes after its last checkpoint. So a multirun
+    into a fixed sweep directory can be stopped and restarted at any point.
+    """
     conf, sim = split_config(cfg)
     if not conf.output_dir:
         conf.output_dir = str(output_dir)
     run_dir = Path(conf.output_dir)
+    state = previous_run(conf, run_dir)
+    if state == "finished":
+        log.info("%s already finished; not retrained", run_dir)
+        return json.loads((run_dir / "summary.json").read_text())
+    if state == "interrupted":
+        log.info("%s holds fewer rounds; resuming after its last checkpoint", run_dir)
+        conf.resume = True
     preflight(conf)
     with LocalSimulationLink(run_dir / ".flwr") as link:
         code = submit_run(
             conf, run_dir, link.env, CONNECTION, federation_options(conf, sim), sim.timeout_s
         )
     return read_summary(run_dir, code)
+
+
+def previous_run(conf: RunConfig, run_dir: Path) -> str:
+    """``new``, ``finished`` or ``interrupted`` for a run of ``conf`` in ``run_dir``.
+
+    Raises if ``run_dir`` holds a run of a different config.
+    """
+    saved = run_dir / "config.json"
+    if not saved.exists():
+        return "new"
+    before = {k: v for k, v in json.loads(saved.read_text()).items() if k not in RUN_EXTENSION_KEYS}
+    now = run_identity(conf)
+    if before != now:
+        changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+        raise ValueError(
+            f"{run_dir} holds a run with another config (keys {changed}); "
+            "use a new output_dir or sweep directory"
+        )
+    summary = run_dir / "summary.json"
+    if summary.exists() and json.loads(summary.read_text())["rounds"] >= conf.num_rounds:
+        return "finished"
+    return "interrupted" if any((run_dir / "checkpoints").glob("round-*.pt")) else "new"
 
 
 def submit_run(

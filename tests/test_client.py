@@ -1,10 +1,11 @@
 import pytest
 import torch
-from flwr.app import ArrayRecord, MessageType, RecordDict
+from flwr.app import ArrayRecord, MessageType
 
 from client.client_app import evaluate, train
-from client.state import STATE_KEY
+from client.state import STATE_KEY, read_state_file, write_state_file
 from common.model import create_model
+from common.paths import client_state_file
 from common.split import KeySplit
 from tests.helpers import make_context, server_message, tiny_config
 
@@ -30,7 +31,8 @@ def test_train_twice_keeps_and_updates_personal_state(tmp_path):
     assert not reply.has_error()
     first = {k: v.clone() for k, v in personal_from_context(context).items()}
     assert set(first) == split.personal
-    state_file = tmp_path / "run" / "client-state" / "client-1" / "personal.pt"
+    state_file = client_state_file(conf, tmp_path / "run", 1)
+    assert state_file.parent == tmp_path / "run" / "client-state" / "client-1"
     assert state_file.exists()
 
     reply2 = train(
@@ -84,15 +86,28 @@ def test_restarted_client_reloads_state_from_disk(tmp_path):
     assert reply.content["metrics"]["personal-hash"] == expected
 
 
+def test_another_run_in_the_same_state_dir_starts_fresh(tmp_path):
+    conf = tiny_config(tmp_path, state_dir=str(tmp_path / "node-state"))
+    _, arrays = initial_arrays(conf)
+    train(server_message(arrays, {**ROUND_CONFIG, "server-round": 1}), make_context(conf, 0))
+    other = tiny_config(tmp_path, state_dir=str(tmp_path / "node-state"))
+    other.train.lmbda = 0.05  # another run: other lambda, same node state dir
+    reply = train(
+        server_message(arrays, {**ROUND_CONFIG, "server-round": 2}), make_context(other, 0)
+    )
+    assert reply.content["metrics"]["state-round"] == 0
+    files = sorted((tmp_path / "node-state" / "client-0").glob("personal-*.pt"))
+    assert len(files) == 2 and client_state_file(conf, tmp_path, 0) in files
+
+
 def test_state_file_of_another_model_is_refused(tmp_path):
     conf = tiny_config(tmp_path)
-    _, arrays = initial_arrays(conf)
-    train(server_message(arrays, ROUND_CONFIG), make_context(conf, 0))
-    bigger = tiny_config(tmp_path, seed=0)
+    path = tmp_path / "personal.pt"
+    write_state_file(path, {"x": torch.zeros(1)}, conf.model, 1)
+    bigger = tiny_config(tmp_path)
     bigger.model.N = 16
-    _, big_arrays = initial_arrays(bigger)
     with pytest.raises(ValueError, match="personal.pt"):
-        train(server_message(big_arrays, ROUND_CONFIG), make_context(bigger, 0))
+        read_state_file(path, bigger.model)
 
 
 def test_message_with_personal_keys_is_refused(tmp_path):
@@ -120,4 +135,3 @@ def test_unknown_node_config_key_is_named(tmp_path):
     _, arrays = initial_arrays(conf)
     with pytest.raises(ValueError, match="data_dir"):
         train(server_message(arrays, ROUND_CONFIG), make_context(conf, 0, data_dir="/x"))
-    assert isinstance(RecordDict(), RecordDict)

@@ -18,6 +18,7 @@ from common.codec import Codec
 from common.config import TrainConfig
 from common.data import load_client_data, train_batches
 from common.model import create_model
+from common.paths import client_state_file
 from common.split import KeySplit
 from common.train import train_steps
 from server.results import RunRecorder
@@ -37,7 +38,7 @@ def run_dir(tmp_path_factory) -> Path:
         data = load_client_data(conf.data, client_id, conf.seed)
         batches = train_batches(data.train, 32, 8, seed=client_id)
         train_steps(model, batches, train_conf, torch.device("cpu"))
-        state_file = Path(conf.output_dir) / "client-state" / f"client-{client_id}" / "personal.pt"
+        state_file = client_state_file(conf, Path(conf.output_dir), client_id)
         write_state_file(state_file, split.personal_state(model.state_dict()), conf.model, 1)
     recorder.checkpoint(1, ArrayRecord(split.shared_state(model.state_dict())))
     return Path(conf.output_dir)

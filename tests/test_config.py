@@ -23,11 +23,11 @@ def test_flatten_round_trip():
     assert from_run_config(flat) == conf
 
 
-def test_pyproject_run_config_matches_hydra_defaults():
-    """`flwr run .` and `python -m server.simulate` must train the same thing."""
+def test_defaults_agree_in_pyproject_hydra_and_dataclasses():
+    """`flwr run .`, `fedntc-simulate` and RunConfig() must train the same thing."""
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     conf, _ = split_config(composed())
-    assert pyproject["tool"]["flwr"]["app"]["config"] == flatten(conf)
+    assert pyproject["tool"]["flwr"]["app"]["config"] == flatten(conf) == flatten(RunConfig())
 
 
 def test_unknown_key_is_named():
@@ -89,3 +89,43 @@ def test_console_scripts_find_the_config_from_any_directory(tmp_path, script):
     assert done.returncode == 0, done.stderr
     assert "method: fedavg" in done.stdout
     assert not any(tmp_path.iterdir()), "nothing may be written to the working directory"
+
+
+def test_previous_run_is_skipped_resumed_or_refused(tmp_path):
+    import json
+
+    from server.simulate import previous_run
+
+    conf, _ = split_config(composed(["num_rounds=3"]))
+    run = tmp_path / "run"
+    assert previous_run(conf, run) == "new"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({**flatten(conf), "resume": True}))
+    assert previous_run(conf, run) == "new"  # started, but no round finished
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "round-0001.pt").write_bytes(b"")
+    assert previous_run(conf, run) == "interrupted"
+    (run / "summary.json").write_text(json.dumps({"rounds": 3}))
+    assert previous_run(conf, run) == "finished"
+    longer, _ = split_config(composed(["num_rounds=5"]))
+    assert previous_run(longer, run) == "interrupted"  # extend a finished run
+    other, _ = split_config(composed(["num_rounds=3", "train.lmbda=0.1"]))
+    with pytest.raises(ValueError, match="train.lmbda"):
+        previous_run(other, run)
+
+
+def test_folder_source_without_root_fails_in_preflight():
+    from common.preflight import preflight
+
+    conf, _ = split_config(composed(["data=folder"]))
+    with pytest.raises(ValueError, match="data.root"):
+        preflight(conf)
+    hf, _ = split_config(composed(["data=hf"]))
+    with pytest.raises(ValueError, match="data.hf_dataset"):
+        preflight(hf)
+
+
+def test_relative_paths_become_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    conf, _ = split_config(composed(["data=folder", "data.root=imgs", "output_dir=out"]))
+    assert conf.data.root == str(tmp_path / "imgs") and conf.output_dir == str(tmp_path / "out")

@@ -99,7 +99,8 @@ def test_deployment_with_tls_auth_restart_and_faults(tmp_path):
     assert int(float(by_client_round[(1, 2)]["state-round"])) == 1
     for k in (0, 1):
         saved = torch.load(
-            tmp_path / "state" / f"node-{k}" / f"client-{k}" / "personal.pt", weights_only=True
+            next((tmp_path / "state" / f"node-{k}" / f"client-{k}").glob("personal-*.pt")),
+            weights_only=True,
         )
         assert saved["round"] == 2
     assert (run / "checkpoints" / "round-0002.pt").exists()

@@ -16,6 +16,7 @@ from common.config import ModelConfig
 from common.data import load_client_data
 from common.evaluate import code_image
 from common.model import create_model
+from common.paths import client_state_file
 from common.split import KeySplit, fingerprint, merge_state
 from server.simulate import run_simulation, split_config
 
@@ -66,9 +67,7 @@ def test_personalized_simulation_end_to_end(tmp_path):
     model = create_model(ModelConfig(name="bmshj2018-factorized", N=8, M=12), seed=conf.seed)
     split = KeySplit.from_keys(model.state_dict(), ["g_a", "g_s"])
     for client_id in range(3):
-        saved = torch.load(
-            run_dir / "client-state" / f"client-{client_id}" / "personal.pt", weights_only=True
-        )
+        saved = torch.load(client_state_file(conf, run_dir, client_id), weights_only=True)
         assert saved["model"] == model_signature(conf.model) and saved["round"] == 2
         assert set(saved["state"]) == split.personal
         row = next(r for r in final if int(float(r["client-id"])) == client_id)
@@ -76,7 +75,7 @@ def test_personalized_simulation_end_to_end(tmp_path):
         assert int(float(row["personal-hash"])) == fingerprint(split.trainable_personal_state(used))
 
     # a real bitstream from client 0's model decodes to the model's reconstruction
-    saved = torch.load(run_dir / "client-state" / "client-0" / "personal.pt", weights_only=True)
+    saved = torch.load(client_state_file(conf, run_dir, 0), weights_only=True)
     model.load_state_dict(merge_state(model.state_dict(), saved["state"], shared))
     model.eval().update(force=True)
     image = load_client_data(conf.data, 0, conf.seed).test[0]
@@ -99,7 +98,5 @@ def test_personalized_simulation_end_to_end(tmp_path):
     assert sorted({int(r) for _, r in rounds}) == [1, 2, 3] and len(rounds) == 9
     assert (run_dir / "checkpoints" / "round-0003.pt").exists()
     for client_id in range(3):
-        saved = torch.load(
-            run_dir / "client-state" / f"client-{client_id}" / "personal.pt", weights_only=True
-        )
+        saved = torch.load(client_state_file(conf, run_dir, client_id), weights_only=True)
         assert saved["round"] == 3
