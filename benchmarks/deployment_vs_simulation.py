@@ -74,7 +74,7 @@ def main() -> None:
                 ],
             )
         started = time.perf_counter()
-        code = submit(dep_cfg, base / "deploy" / "run")
+        code, _ = submit(dep_cfg, base / "deploy" / "run")
         dep_total = time.perf_counter() - started
     finally:
         dep.close()

@@ -36,7 +36,7 @@ def load_client_model(
     model = create_model(conf.model, seed=conf.seed)
     split = KeySplit.from_keys(model.state_dict(), conf.strategy.shared_prefixes)
     checkpoint = checkpoint or latest_checkpoint(run_dir)
-    shared = load_shared_checkpoint(checkpoint)
+    shared, _ = load_shared_checkpoint(checkpoint)
     split.check_shared_keys(shared, origin=str(checkpoint))
     if state_file is None:
         if client_id is None:

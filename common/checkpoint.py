@@ -54,9 +54,9 @@ def latest_checkpoint(run_dir: Path) -> Path:
     return found[-1]
 
 
-def load_shared_checkpoint(path: Path) -> dict[str, torch.Tensor]:
-    """Shared weights saved by the server for one round."""
+def load_shared_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], int]:
+    """Shared weights saved by the server after a round, and that round."""
     saved = load_tensors(path)
-    if not isinstance(saved, dict) or "shared" not in saved:
+    if not isinstance(saved, dict) or "shared" not in saved or "round" not in saved:
         raise ValueError(f"{path} is not a fedntc round checkpoint")
-    return dict(saved["shared"])
+    return dict(saved["shared"]), int(saved["round"])

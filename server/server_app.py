@@ -13,7 +13,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 from flwr.supercore import log
 
-from common.checkpoint import latest_checkpoint, load_shared_checkpoint, load_tensors
+from common.checkpoint import latest_checkpoint, load_shared_checkpoint
 from common.config import from_run_config
 from common.model import create_model
 from common.paths import run_dir
@@ -45,13 +45,12 @@ def main(grid: Grid, context: Context) -> None:
     done = 0
     if conf.resume:
         checkpoint = latest_checkpoint(recorder.run_dir)
-        shared = load_shared_checkpoint(checkpoint)
+        shared, done = load_shared_checkpoint(checkpoint)
         split.check_shared_keys(shared, origin=str(checkpoint))
         initial = ArrayRecord(shared)
-        done = int(load_tensors(checkpoint)["round"])
         log(INFO, "fedntc: resuming after round %d from %s", done, checkpoint)
     strategy = SharedKeysFedAvg(
-        split.shared,
+        split,
         round_offset=done,
         fraction_train=conf.strategy.fraction_train,
         fraction_evaluate=conf.strategy.fraction_evaluate,

@@ -174,21 +174,26 @@ def submit_run(
     federation_config: str | None,
     timeout_s: float,
 ) -> int:
-    """``flwr run`` this app with ``conf`` as run-config; log to ``run_dir/flwr-run.log``."""
+    """``flwr run`` this app with ``conf`` as run-config; keep the run-config file and the
+    streamed log (``flwr-run.log``) in ``run_dir``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     run_config_file = run_dir / "run_config.toml"
     run_config_file.write_text(tomli_w.dumps(flatten(conf)))
     command = ["flwr", "run", str(APP_DIR), connection, "--run-config", str(run_config_file)]
     if federation_config:
         command += ["--federation-config", federation_config]
-    with (run_dir / "flwr-run.log").open("w") as log:
-        done = subprocess.run(
-            [*command, "--stream"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            timeout=timeout_s,
-        )
+    log_path = run_dir / "flwr-run.log"
+    with log_path.open("w") as log:
+        try:
+            done = subprocess.run(
+                [*command, "--stream"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=timeout_s,
+            )
+        except subprocess.TimeoutExpired as err:
+            raise TimeoutError(f"flwr run did not finish in {timeout_s}s; see {log_path}") from err
     return done.returncode
 
 

@@ -12,6 +12,8 @@ from flwr.serverapp.strategy import FedAvg
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from flwr.supercore import log
 
+from common.split import KeySplit
+
 PER_CLIENT_KEYS = ("client-id", "shared-hash", "personal-hash", "state-round")
 
 
@@ -24,30 +26,26 @@ def aggregate_metrics(records: list[RecordDict], weighted_by_key: str) -> Metric
     return metrics
 
 
-class SharedKeysError(ValueError):
-    """A client's reply carried keys other than exactly the shared ones."""
-
-
 class SharedKeysFedAvg(FedAvg):
     """FedAvg (McMahan et al., 2017) over the shared keys only, weighted by
     ``num-examples``.
 
-    A reply that carries a personal key, an unknown key or misses a shared key is
-    rejected with :class:`SharedKeysError`: personal entropy models must never be averaged.
-    Each client's metrics are kept in :attr:`client_rows` (phase, round, node and metrics),
-    the weighted means per round in :attr:`round_rows`, failed replies in :attr:`failures`.
+    A reply that carries a personal key, an unknown key or misses a shared key is rejected:
+    it is left out of the average and recorded in :attr:`failures` with the offending keys
+    (personal entropy models must never be averaged). Each client's metrics are kept in
+    :attr:`client_rows`, the weighted means per round in :attr:`round_rows`.
 
     Args:
-        shared_keys: the state-dict keys the server averages and sends.
+        split: the model's shared / personal keys; the server averages and sends the shared.
         round_offset: rounds already done (a resumed run numbers rounds from offset + 1).
         **kwargs: passed to :class:`flwr.serverapp.strategy.FedAvg`.
     """
 
-    def __init__(self, shared_keys: Iterable[str], round_offset: int = 0, **kwargs: Any) -> None:
+    def __init__(self, split: KeySplit, round_offset: int = 0, **kwargs: Any) -> None:
         kwargs.setdefault("train_metrics_aggr_fn", aggregate_metrics)
         kwargs.setdefault("evaluate_metrics_aggr_fn", aggregate_metrics)
         super().__init__(**kwargs)
-        self.shared_keys = frozenset(shared_keys)
+        self.split = split
         self.round_offset = round_offset
         self.client_rows: list[dict[str, Any]] = []
         self.round_rows: list[dict[str, Any]] = []
@@ -67,14 +65,19 @@ class SharedKeysFedAvg(FedAvg):
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         server_round += self.round_offset
-        replies = list(replies)
+        accepted = []
         for msg in replies:
             if msg.has_error():
-                self._record_failure("train", server_round, msg)
+                self._record_failure("train", server_round, msg, msg.error.reason)
                 continue
-            self._check_keys(msg)
+            problem = self._key_problem(msg)
+            if problem:
+                log(ERROR, "rejected a train reply: %s", problem)
+                self._record_failure("train", server_round, msg, problem)
+                continue
             self._record("train", server_round, msg)
-        arrays, metrics = super().aggregate_train(server_round, replies)
+            accepted.append(msg)
+        arrays, metrics = super().aggregate_train(server_round, accepted)
         self._record_round("train", server_round, metrics)
         return arrays, metrics
 
@@ -85,27 +88,24 @@ class SharedKeysFedAvg(FedAvg):
         replies = list(replies)
         for msg in replies:
             if msg.has_error():
-                self._record_failure("evaluate", server_round, msg)
+                self._record_failure("evaluate", server_round, msg, msg.error.reason)
             else:
                 self._record("evaluate", server_round, msg)
         metrics = super().aggregate_evaluate(server_round, replies)
         self._record_round("evaluate", server_round, metrics)
         return metrics
 
-    def _check_keys(self, msg: Message) -> None:
-        node = msg.metadata.src_node_id
+    def _key_problem(self, msg: Message) -> str:
+        """Why a train reply cannot be averaged ('' when it carries exactly the shared keys)."""
+        origin = f"reply from node {msg.metadata.src_node_id}"
         records = list(msg.content.array_records.values())
         if len(records) != 1:
-            raise SharedKeysError(f"reply from node {node} has {len(records)} ArrayRecords, not 1")
-        keys = set(records[0].keys())
-        if keys != self.shared_keys:
-            extra = sorted(keys - self.shared_keys)
-            missing = sorted(self.shared_keys - keys)
-            log(ERROR, "node %s sent keys outside the shared set: %s", node, extra)
-            raise SharedKeysError(
-                f"reply from node {node} must carry exactly the shared keys; "
-                f"unexpected keys {extra}, missing keys {missing}"
-            )
+            return f"{origin} has {len(records)} ArrayRecords, not 1"
+        try:
+            self.split.check_shared_keys(records[0].keys(), origin=origin)
+        except ValueError as err:
+            return str(err)
+        return ""
 
     def _record(self, phase: str, server_round: int, msg: Message) -> None:
         metrics = next(iter(msg.content.metric_records.values()))
@@ -128,12 +128,8 @@ class SharedKeysFedAvg(FedAvg):
         )
         self.round_rows.append(row)
 
-    def _record_failure(self, phase: str, server_round: int, msg: Message) -> None:
+    def _record_failure(self, phase: str, server_round: int, msg: Message, reason: str) -> None:
+        node = msg.metadata.src_node_id
         self.failures.append(
-            {
-                "phase": phase,
-                "round": server_round,
-                "node_id": msg.metadata.src_node_id,
-                "reason": msg.error.reason,
-            }
+            {"phase": phase, "round": server_round, "node_id": node, "reason": reason}
         )

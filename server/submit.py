@@ -5,7 +5,8 @@
 
 The config tree is the one ``server.simulate`` uses; ``deployment.*`` says where the
 SuperLink is. The ServerApp writes results on the SuperLink's machine (``output_dir`` there);
-the log streams here, and when that directory is visible here its summary is printed.
+the log streams to this machine's Hydra job directory, and when ``output_dir`` is visible
+here its summary is printed.
 """
 
 from __future__ import annotations
@@ -50,29 +51,36 @@ def write_connection(home: Path, address: str, root_certificates: str, insecure:
     (home / "config.toml").write_text("\n".join(lines) + "\n")
 
 
-def submit(cfg: DictConfig, output_dir: Path) -> int:
-    """Submit one run; return ``flwr run``'s exit code (0 when the run completed)."""
+def submit(cfg: DictConfig, log_dir: Path) -> tuple[int, Path | None]:
+    """Submit one run; return ``flwr run``'s exit code (0: the run completed) and the
+    ServerApp's ``output_dir`` when one was given (on the SuperLink's machine).
+
+    The connection file, run-config and streamed log stay in ``log_dir`` on this machine;
+    with no ``output_dir`` the ServerApp writes to ``~/.fedntc/runs/<run id>`` on its own.
+    """
     conf, _, deployment = split_all(cfg)
-    if not conf.output_dir:
-        conf.output_dir = str(output_dir)
-    local_dir = Path(conf.output_dir)
-    home = local_dir / ".flwr"
+    home = log_dir / ".flwr"
     write_connection(home, deployment.address, deployment.root_certificates, deployment.insecure)
     env = {**os.environ, **OFFLINE_ENV, "FLWR_HOME": str(home)}
-    return submit_run(conf, local_dir, env, CONNECTION, None, deployment.timeout_s)
+    code = submit_run(conf, log_dir, env, CONNECTION, None, deployment.timeout_s)
+    return code, Path(conf.output_dir) if conf.output_dir else None
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> None:
     """Console entry ``fedntc-submit``."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
-    code = submit(cfg, output_dir)
-    if (output_dir / "summary.json").exists():
-        print(format_summary(read_summary(output_dir, code)), flush=True)
+    log_dir = Path(HydraConfig.get().runtime.output_dir)
+    code, output_dir = submit(cfg, log_dir)
     if code != 0:
-        raise SystemExit(
-            f"flwr run failed with exit code {code}; see {output_dir / 'flwr-run.log'}"
+        raise SystemExit(f"flwr run failed with exit code {code}; see {log_dir / 'flwr-run.log'}")
+    if output_dir is not None and (output_dir / "summary.json").exists():
+        print(format_summary(read_summary(output_dir, code)), flush=True)
+    else:
+        print(
+            f"run finished; results are in output_dir on the SuperLink's machine; log: "
+            f"{log_dir / 'flwr-run.log'}",
+            flush=True,
         )
 
 

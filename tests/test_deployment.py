@@ -71,15 +71,20 @@ def test_deployment_with_tls_auth_restart_and_faults(tmp_path):
         with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
             first = compose("config", overrides=overrides)
             resumed = compose("config", overrides=[*overrides, "num_rounds=2", "resume=true"])
-        log = tmp_path / "run" / "flwr-run.log"
-        assert submit(first, tmp_path / "run") == 0, log.read_text()[-3000:]
+        log = tmp_path / "submit-1" / "flwr-run.log"
+        assert submit(first, tmp_path / "submit-1") == (0, tmp_path / "run"), log.read_text()[
+            -3000:
+        ]
 
         # the run is over after round 1 (as if the server died); client 1's machine restarts
         key, config, proc = nodes[1]
         dep.stop(proc)
         dep.start_supernode("1-restarted", key, config)
         dep.wait_for(lambda: dep.online_nodes() == 3, 60, "restarted SuperNode")
-        assert submit(resumed, tmp_path / "run") == 0, log.read_text()[-3000:]
+        log = tmp_path / "submit-2" / "flwr-run.log"
+        assert submit(resumed, tmp_path / "submit-2") == (0, tmp_path / "run"), log.read_text()[
+            -3000:
+        ]
     finally:
         dep.close()
 

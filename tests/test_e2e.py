@@ -57,7 +57,7 @@ def test_personalized_simulation_end_to_end(tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["strategy.method"] == "personalized"
 
     # after the last round every client evaluated the same shared weights: the checkpoint
-    shared = load_shared_checkpoint(run_dir / "checkpoints" / "round-0002.pt")
+    shared, _ = load_shared_checkpoint(run_dir / "checkpoints" / "round-0002.pt")
     final = [r for r in eval_rows if r["round"] == "2"]
     assert {int(float(r["shared-hash"])) for r in final} == {fingerprint(shared)}
     # ... and its own entropy model: all different

@@ -2,10 +2,12 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, Error, Message, MetricRecord, RecordDict
 
-from server.strategy import SharedKeysError, SharedKeysFedAvg
+from common.split import KeySplit
+from server.strategy import SharedKeysFedAvg
 from tests.helpers import client_reply, metadata
 
 SHARED = {"g_a.w", "g_s.w"}
+SPLIT = KeySplit(shared=frozenset(SHARED), personal=frozenset({"entropy_bottleneck.quantiles"}))
 
 
 def reply(node, values, num_examples, extra=None):
@@ -16,7 +18,7 @@ def reply(node, values, num_examples, extra=None):
 
 
 def test_weighted_mean_of_shared_keys():
-    strategy = SharedKeysFedAvg(SHARED)
+    strategy = SharedKeysFedAvg(SPLIT)
     replies = [
         reply(1, {"g_a.w": 1.0, "g_s.w": 10.0}, 1),
         reply(2, {"g_a.w": 4.0, "g_s.w": 40.0}, 3),
@@ -34,24 +36,28 @@ def test_weighted_mean_of_shared_keys():
 
 
 def test_reply_with_personal_key_is_rejected():
-    strategy = SharedKeysFedAvg(SHARED)
+    strategy = SharedKeysFedAvg(SPLIT)
     leak = {"entropy_bottleneck.quantiles": Array(np.zeros((1, 3), dtype=np.float32))}
     replies = [
-        reply(1, {"g_a.w": 1.0, "g_s.w": 1.0}, 1),
-        reply(2, {"g_a.w": 1.0, "g_s.w": 1.0}, 1, leak),
+        reply(1, {"g_a.w": 1.0, "g_s.w": 3.0}, 1),
+        reply(2, {"g_a.w": 5.0, "g_s.w": 5.0}, 1, leak),
     ]
-    with pytest.raises(SharedKeysError, match="entropy_bottleneck.quantiles"):
-        strategy.aggregate_train(1, replies)
+    arrays, _ = strategy.aggregate_train(1, replies)
+    np.testing.assert_allclose(arrays["g_a.w"].numpy(), 1.0)  # node 2 left out entirely
+    assert "entropy_bottleneck.quantiles" not in arrays
+    [failure] = strategy.failures
+    assert failure["node_id"] == 2 and "entropy_bottleneck.quantiles" in failure["reason"]
 
 
 def test_reply_missing_a_shared_key_is_rejected():
-    strategy = SharedKeysFedAvg(SHARED)
-    with pytest.raises(SharedKeysError, match="g_s.w"):
-        strategy.aggregate_train(1, [reply(1, {"g_a.w": 1.0}, 1)])
+    strategy = SharedKeysFedAvg(SPLIT)
+    arrays, _ = strategy.aggregate_train(1, [reply(1, {"g_a.w": 1.0}, 1)])
+    assert arrays is None
+    assert "missing shared keys ['g_s.w']" in strategy.failures[0]["reason"]
 
 
 def test_failed_client_is_recorded_and_others_aggregate():
-    strategy = SharedKeysFedAvg(SHARED)
+    strategy = SharedKeysFedAvg(SPLIT)
     failed = Message(Error(code=0, reason="client crashed"), metadata=metadata("train", 3, 0))
     arrays, _ = strategy.aggregate_train(2, [reply(1, {"g_a.w": 2.0, "g_s.w": 2.0}, 1), failed])
     np.testing.assert_allclose(arrays["g_a.w"].numpy(), 2.0)
@@ -61,6 +67,6 @@ def test_failed_client_is_recorded_and_others_aggregate():
 
 
 def test_nothing_shared_aggregates_to_empty_record():
-    strategy = SharedKeysFedAvg(set())
+    strategy = SharedKeysFedAvg(KeySplit(shared=frozenset(), personal=frozenset({"g_a.w"})))
     arrays, _ = strategy.aggregate_train(1, [reply(1, {}, 1), reply(2, {}, 2)])
     assert len(arrays) == 0
