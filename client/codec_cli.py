@@ -11,6 +11,7 @@ Also ``evaluate`` (rate and quality per image) and ``adapt`` (onboard a new clie
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from client.state import write_state_file
 from client.trained import load_client_model
 from common.adapt import adapt_entropy_model, reset_personal
 from common.bitstream import BitstreamError
-from common.checkpoint import atomic_write_text
+from common.checkpoint import atomic_write_bytes, atomic_write_csv
 from common.codec import Codec, image_to_tensor
 from common.data import train_batches
 from common.data.images import IMAGE_SUFFIXES, ImageLoadError, load_images
@@ -48,6 +49,15 @@ def expand(inputs: list[Path], suffixes: frozenset[str]) -> list[Path]:
     return files
 
 
+def unique_stems(files: list[Path]) -> None:
+    """Refuse inputs whose outputs would overwrite each other (a.png and a.jpg)."""
+    seen: dict[str, Path] = {}
+    for path in files:
+        if path.stem in seen:
+            raise ValueError(f"{seen[path.stem]} and {path} would both be written as {path.stem}")
+        seen[path.stem] = path
+
+
 def open_image(path: Path) -> Image.Image:
     try:
         with Image.open(path) as image:
@@ -55,13 +65,6 @@ def open_image(path: Path) -> Image.Image:
             return image.copy()
     except OSError as err:
         raise ImageLoadError(f"cannot read image {path}: {err}") from err
-
-
-def write_bytes(data: bytes, path: Path) -> None:
-    """Write a file atomically (temporary file, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
 
 
 def load_codec(args: argparse.Namespace) -> Codec:
@@ -73,9 +76,10 @@ def cmd_compress(args: argparse.Namespace) -> None:
     codec = load_codec(args)
     args.output.mkdir(parents=True, exist_ok=True)
     files = expand(args.inputs, IMAGE_SUFFIXES)
+    unique_stems(files)
     for path in tqdm(files, desc="compress", unit="img", disable=len(files) < 2):
         data = codec.encode(open_image(path))
-        write_bytes(data, args.output / (path.stem + SUFFIX))
+        atomic_write_bytes(data, args.output / (path.stem + SUFFIX))
         if args.recon:
             args.recon.mkdir(parents=True, exist_ok=True)
             codec.decode(data, str(path)).save(args.recon / (path.stem + ".png"))
@@ -127,9 +131,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             f"{r['psnr']:8.2f} {r['ms_ssim']:8.4f}"
         )
     if args.csv:
-        lines = [",".join(rows[0])]
-        lines += [",".join(str(r[k]) for k in rows[0]) for r in [*rows, mean]]
-        atomic_write_text("\n".join(lines) + "\n", args.csv)
+        atomic_write_csv([*rows, mean], args.csv)
 
 
 def cmd_adapt(args: argparse.Namespace) -> None:
@@ -140,7 +142,7 @@ def cmd_adapt(args: argparse.Namespace) -> None:
     batches = train_batches(images, args.crop or conf.data.crop_size, conf.data.batch_size, 0)
     target = None
     if args.reference_client is not None:
-        reference, _, _ = load_client_model(args.run, args.reference_client)
+        reference, _, _ = load_client_model(args.run, args.reference_client, None, args.checkpoint)
         target = mean_estimated_bpp(reference, images)
         print(f"reference client {args.reference_client}: estimated bpp {target:.4f}")
     reached: list[int] = []
@@ -152,15 +154,11 @@ def cmd_adapt(args: argparse.Namespace) -> None:
             reached.append(step)
         print(f"step {step:6d}: estimated bpp {bpp:.4f}" + ("  (within 2%)" if close else ""))
 
+    adapt_conf = dataclasses.replace(
+        conf.train, local_steps=args.steps, lr=args.lr, lmbda=args.lmbda or conf.train.lmbda
+    )
     adapt_entropy_model(
-        model,
-        split,
-        batches,
-        args.steps,
-        args.lmbda or conf.train.lmbda,
-        lr=args.lr,
-        monitor=monitor,
-        monitor_every=args.eval_every,
+        model, split, batches, adapt_conf, monitor=monitor, monitor_every=args.eval_every
     )
     write_state_file(args.state_out, split.personal_state(model.state_dict()), conf.model, 0)
     if target is not None:

@@ -5,58 +5,44 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import torch
-from compressai.losses import RateDistortionLoss
 from compressai.models import CompressionModel
 
+from .config import TrainConfig
 from .split import KeySplit
+from .train import train_steps
 
 
 def adapt_entropy_model(
     model: CompressionModel,
     split: KeySplit,
     batches: Iterator[torch.Tensor],
-    steps: int,
-    lmbda: float,
-    lr: float = 1e-3,
-    aux_lr: float = 1e-3,
+    conf: TrainConfig,
     device: torch.device | None = None,
     monitor: Callable[[int], None] | None = None,
     monitor_every: int = 0,
-) -> list[float]:
-    """Train the personal (non-shared) parameters for ``steps`` steps; return bpp per step.
+) -> dict[str, float]:
+    """Train only the personal (non-shared) parameters for ``conf.local_steps`` steps.
 
     The shared transforms are frozen, so only the entropy model (and hyperprior) moves.
-    ``monitor(step)`` is called every ``monitor_every`` steps (model in train mode after).
+    ``monitor(step)`` runs every ``monitor_every`` steps (the model is back in train mode
+    after it). Returns the mean training terms, as :func:`common.train.train_steps`.
     """
     if not split.shared:
         raise ValueError("this run shares no transforms (method 'local'): nothing to adapt to")
-    device = device or torch.device("cpu")
-    model.to(device).train()
-    names = dict(model.named_parameters())
-    personal = [p for n, p in names.items() if n in split.personal and not n.endswith("quantiles")]
-    quantiles = [p for n, p in names.items() if n.endswith("quantiles")]
-    for name, param in names.items():
+    params = dict(model.named_parameters())
+    for name, param in params.items():
         param.requires_grad_(name in split.personal)
-    optimizer = torch.optim.Adam(personal, lr=lr)
-    aux_optimizer = torch.optim.Adam(quantiles, lr=aux_lr)
-    criterion = RateDistortionLoss(lmbda=lmbda)
-    history = []
-    for _ in range(steps):
-        x = next(batches).to(device)
-        optimizer.zero_grad(set_to_none=True)
-        aux_optimizer.zero_grad(set_to_none=True)
-        out = criterion(model(x), x)
-        out["loss"].backward()
-        optimizer.step()
-        model.aux_loss().backward()
-        aux_optimizer.step()
-        history.append(out["bpp_loss"].item())
-        if monitor and monitor_every and (len(history) % monitor_every == 0):
-            monitor(len(history))
+
+    def on_step(step: int) -> None:
+        if monitor is not None and monitor_every and step % monitor_every == 0:
+            monitor(step)
             model.train()
-    for param in names.values():
-        param.requires_grad_(True)
-    return history
+
+    try:
+        return train_steps(model, batches, conf, device or torch.device("cpu"), on_step)
+    finally:
+        for param in params.values():
+            param.requires_grad_(True)
 
 
 def reset_personal(model: CompressionModel, split: KeySplit, fresh: CompressionModel) -> None:

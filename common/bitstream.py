@@ -7,7 +7,7 @@ Layout (big-endian)::
     model      16s  fingerprint of the shared + personal weights that encoded the file
     height     I    original image height
     width      I    original image width
-    mode       B    original colour mode (0 = L, 1 = RGB, 2 = RGBA; decoded as RGB / L)
+    mode       B    colour mode to decode to (0 = L for grayscale input, 1 = RGB)
     pad_h      H    rows added at the bottom to reach the model's stride
     pad_w      H    columns added on the right
     ndims      B    then ndims x I: the latent shape CompressAI's decompress needs
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 MAGIC = b"FNTC"
 FORMAT_VERSION = 1
-MODES = ("L", "RGB", "RGBA")
+MODES = ("L", "RGB")
 FINGERPRINT_BYTES = 16
 _HEAD = struct.Struct(">4sB16sIIBHH")
 _MAX_SIDE = 1 << 16

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -25,17 +27,36 @@ def atomic_save(obj: Any, path: Path) -> None:
         raise
 
 
-def atomic_write_text(text: str, path: Path) -> None:
-    """Write a text file atomically."""
+def atomic_write_bytes(data: bytes, path: Path) -> None:
+    """Write a file so that readers see either the old or the new content."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    """Write a text file atomically."""
+    atomic_write_bytes(text.encode("utf-8"), path)
+
+
+def atomic_write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    """Write dict rows as CSV atomically; columns are the union of the rows' keys."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(buffer.getvalue(), path)
 
 
 def load_tensors(path: Path) -> Any:

@@ -17,6 +17,7 @@ from compressai.models import CompressionModel
 from PIL import Image
 
 from .bitstream import FINGERPRINT_BYTES, Bitstream, BitstreamError
+from .data.images import GRAYSCALE_MODES, to_rgb
 from .evaluate import pad_to
 from .model import stride
 from .split import state_digest
@@ -28,12 +29,8 @@ def image_to_tensor(image: Image.Image) -> tuple[torch.Tensor, str]:
     Grayscale (``L``, ``I;16``...) is replicated to RGB and decoded back to ``L``;
     ``RGBA``/``LA``/``P`` with alpha drop the alpha channel and decode as ``RGB``.
     """
-    mode = "L" if image.mode in ("L", "I", "I;16", "I;16B", "F", "1") else "RGB"
-    if image.mode in ("I", "I;16", "I;16B", "F"):
-        array = np.asarray(image, dtype=np.float64)
-        span = max(float(array.max() - array.min()), 1e-12)
-        image = Image.fromarray(((array - array.min()) / span * 255).round().astype(np.uint8))
-    rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+    mode = "L" if image.mode in GRAYSCALE_MODES else "RGB"
+    rgb = np.asarray(to_rgb(image), dtype=np.uint8)
     x = torch.from_numpy(rgb.copy()).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
     return x, mode
 

@@ -42,8 +42,7 @@ def pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int
 
 def psnr(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     """PSNR in dB for images in [0, 1]."""
-    mse = F.mse_loss(x_hat.clamp(0, 1), x).item()
-    return float("inf") if mse == 0 else -10 * math.log10(mse)
+    return psnr_from_mse(F.mse_loss(x_hat.clamp(0, 1), x).item())
 
 
 def multiscale_ssim(x: torch.Tensor, x_hat: torch.Tensor) -> float:

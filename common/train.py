@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from compressai.losses import RateDistortionLoss
 from compressai.models import CompressionModel
-from compressai.optimizers import net_aux_optimizer
 
 from .config import TrainConfig
 
@@ -16,13 +15,17 @@ from .config import TrainConfig
 def make_optimizers(
     model: CompressionModel, conf: TrainConfig
 ) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
-    """Adam on all non-``quantiles`` parameters, Adam on the bottleneck ``quantiles``
-    (CompressAI's rule, which asserts the two groups are disjoint and complete)."""
-    optimizers = net_aux_optimizer(
-        model,
-        {"net": {"type": "Adam", "lr": conf.lr}, "aux": {"type": "Adam", "lr": conf.aux_lr}},
+    """Adam on the trainable non-``quantiles`` parameters (the R–D loss) and Adam on the
+    trainable bottleneck ``quantiles`` (the aux loss): CompressAI's net/aux rule, also for a
+    model with frozen parts. The two groups are asserted disjoint and complete."""
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    net = {n for n in trainable if not n.endswith(".quantiles")}
+    aux = {n for n in trainable if n.endswith(".quantiles")}
+    assert not net & aux and net | aux == set(trainable)
+    return (
+        torch.optim.Adam([trainable[n] for n in sorted(net)], lr=conf.lr),
+        torch.optim.Adam([trainable[n] for n in sorted(aux)], lr=conf.aux_lr),
     )
-    return optimizers["net"], optimizers["aux"]
 
 
 def train_steps(
@@ -30,17 +33,19 @@ def train_steps(
     batches: Iterator[torch.Tensor],
     conf: TrainConfig,
     device: torch.device,
+    on_step: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Run ``conf.local_steps`` steps of R + λ·D; return the mean of the logged terms.
 
+    Only parameters with ``requires_grad`` are optimised (freeze some to train the rest).
     Returns the keys of CompressAI's loss (``loss``, ``bpp_loss``, ``mse_loss``) plus
-    ``aux_loss``, averaged over the steps.
+    ``aux_loss``, averaged over the steps. ``on_step(step)`` runs after every step.
     """
     model.to(device).train()
     criterion = RateDistortionLoss(lmbda=conf.lmbda)
     optimizer, aux_optimizer = make_optimizers(model, conf)
     totals = {"loss": 0.0, "bpp_loss": 0.0, "mse_loss": 0.0, "aux_loss": 0.0}
-    for _ in range(conf.local_steps):
+    for step in range(conf.local_steps):
         x = next(batches).to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         aux_optimizer.zero_grad(set_to_none=True)
@@ -49,7 +54,8 @@ def train_steps(
             raise FloatingPointError(f"training loss is {out['loss'].item()}; lower train.lr")
         out["loss"].backward()
         if conf.clip_max_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), conf.clip_max_norm)
+            trainable = [p for p in model.parameters() if p.requires_grad]
+            torch.nn.utils.clip_grad_norm_(trainable, conf.clip_max_norm)
         optimizer.step()
         aux_loss = model.aux_loss()
         aux_loss.backward()
@@ -57,4 +63,6 @@ def train_steps(
         for key in ("loss", "bpp_loss", "mse_loss"):
             totals[key] += out[key].item()
         totals["aux_loss"] += aux_loss.item()
+        if on_step is not None:
+            on_step(step + 1)
     return {k: v / conf.local_steps for k, v in totals.items()}

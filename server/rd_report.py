@@ -28,10 +28,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from common.checkpoint import atomic_write_csv  # noqa: E402
 from common.classic import classic_curves  # noqa: E402
 from common.config import from_run_config  # noqa: E402
 from common.data import load_client_data  # noqa: E402
-from server.results import write_rows_csv  # noqa: E402
 
 METHODS = ("personalized", "fedavg", "local")
 COLORS = {"personalized": "C0", "fedavg": "C1", "local": "C2", "JPEG": "0.5", "WebP": "0.2"}
@@ -233,12 +233,12 @@ def build_report(sweep_dir: Path, out_dir: Path | None = None) -> tuple[Path, li
     out_dir.mkdir(parents=True, exist_ok=True)
     results, training = collect(sweep_dir)
     clients = sorted({r["client"] for r in results if r["client"] != "mean"}, key=int)
-    write_rows_csv(results, out_dir / "results.csv")
+    atomic_write_csv(results, out_dir / "results.csv")
     classic = classic_rows(sweep_dir, clients)
     if classic:
-        write_rows_csv(classic, out_dir / "classic.csv")
+        atomic_write_csv(classic, out_dir / "classic.csv")
     table = bd_table(results)
-    write_rows_csv(table, out_dir / "bd_rate.csv")
+    atomic_write_csv(table, out_dir / "bd_rate.csv")
     plot_rd(results, classic, clients, out_dir / "rd.png")
     if training:
         plot_training(training, out_dir / "training.png")

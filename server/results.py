@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 from pathlib import Path
@@ -11,22 +10,10 @@ from typing import Any
 
 from flwr.app import ArrayRecord
 
-from common.checkpoint import atomic_save, atomic_write_text
+from common.checkpoint import atomic_save, atomic_write_csv, atomic_write_text
 from common.config import RunConfig, flatten
 
 EVAL_COLUMNS = ("real_bpp", "est_bpp", "psnr", "ms_ssim")
-
-
-def write_rows_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    """Write dict rows (union of their keys as columns) atomically as CSV."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(buffer.getvalue(), path)
 
 
 class RunRecorder:
@@ -62,11 +49,11 @@ class RunRecorder:
         for phase in ("train", "evaluate"):
             phase_rows = [r for r in rows if r["phase"] == phase]
             if phase_rows:
-                write_rows_csv(phase_rows, self.run_dir / f"{phase}.csv")
+                atomic_write_csv(phase_rows, self.run_dir / f"{phase}.csv")
         if round_rows:
-            write_rows_csv(round_rows, self.run_dir / "rounds.csv")
+            atomic_write_csv(round_rows, self.run_dir / "rounds.csv")
         if failures:
-            write_rows_csv(failures, self.run_dir / "failures.csv")
+            atomic_write_csv(failures, self.run_dir / "failures.csv")
 
     def previous_rows(self, up_to_round: int) -> dict[str, list[dict[str, Any]]]:
         """Rows of the CSVs already in the run directory, for rounds <= ``up_to_round``
@@ -74,7 +61,10 @@ class RunRecorder:
         found: dict[str, list[dict[str, Any]]] = {}
         for name in ("train", "evaluate", "rounds", "failures"):
             path = self.run_dir / f"{name}.csv"
-            rows = list(csv.DictReader(path.open())) if path.exists() else []
+            rows = []
+            if path.exists():
+                with path.open() as handle:
+                    rows = list(csv.DictReader(handle))
             parsed = [{k: _number(v) for k, v in row.items()} for row in rows]
             found[name] = [r for r in parsed if int(r["round"]) <= up_to_round]
         return found

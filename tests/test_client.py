@@ -135,3 +135,20 @@ def test_unknown_node_config_key_is_named(tmp_path):
     _, arrays = initial_arrays(conf)
     with pytest.raises(ValueError, match="data_dir"):
         train(server_message(arrays, ROUND_CONFIG), make_context(conf, 0, data_dir="/x"))
+
+
+def test_hyperprior_trains_with_a_personal_hyperprior(tmp_path):
+    conf = tiny_config(tmp_path)
+    conf.model.name = "bmshj2018-hyperprior"
+    conf.data.image_size = conf.data.crop_size = 64  # the hyperprior downsamples by 64
+    split, arrays = initial_arrays(conf)
+    context = make_context(conf, 0)
+    reply = train(server_message(arrays, {**ROUND_CONFIG, "server-round": 1}), context)
+    assert set(reply.content["arrays"].keys()) == split.shared
+    personal = personal_from_context(context)
+    assert any(k.startswith("h_a.") for k in personal) and any(
+        k.startswith("h_s.") for k in personal
+    )
+    metrics = evaluate(server_message(arrays, {}, MessageType.EVALUATE), context).content["metrics"]
+    # an untrained hyperprior spends almost nothing; per-string overhead dominates real bpp
+    assert metrics["real_bpp"] >= metrics["est_bpp"] > 0 and 0 < metrics["psnr"] < 100

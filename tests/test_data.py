@@ -124,3 +124,14 @@ def test_hf_imagefolder_partitions(tmp_path, partitioner):
     assert sum(sizes) == 36
     if partitioner == "iid":
         assert sizes == [12, 12, 12]
+
+
+def test_train_batches_are_seeded_and_leave_the_global_rng_alone():
+    images = [torch.randint(0, 255, (3, 40, 50), dtype=torch.uint8) for _ in range(4)]
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    first = next(train_batches(images, 16, 4, seed=7))
+    assert torch.equal(torch.rand(1), before), "train_batches consumed the global RNG"
+    assert torch.equal(first, next(train_batches(images, 16, 4, seed=7)))
+    assert not torch.equal(first, next(train_batches(images, 16, 4, seed=8)))

@@ -24,17 +24,28 @@ class ClientData:
 
 
 class RandomCrops(Dataset):
-    """Random crops of the client's training images (padded by reflection if smaller)."""
+    """Random crops of the client's training images (padded by reflection if smaller).
 
-    def __init__(self, images: list[torch.Tensor], crop_size: int) -> None:
+    Crop positions come from the dataset's own seeded generator, not the global RNG.
+    """
+
+    def __init__(self, images: list[torch.Tensor], crop_size: int, seed: int) -> None:
         self.images = images
-        self.crop = v2.RandomCrop(crop_size, pad_if_needed=True, padding_mode="reflect")
+        self.size = crop_size
+        self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        return self.crop(self.images[index]).float().div_(255.0)
+        image = self.images[index]
+        pad_h, pad_w = max(0, self.size - image.shape[1]), max(0, self.size - image.shape[2])
+        if pad_h or pad_w:
+            image = v2.functional.pad(image, [0, 0, pad_w, pad_h], padding_mode="reflect")
+        top = int(torch.randint(0, image.shape[1] - self.size + 1, (1,), generator=self.generator))
+        left = int(torch.randint(0, image.shape[2] - self.size + 1, (1,), generator=self.generator))
+        crop = image[:, top : top + self.size, left : left + self.size]
+        return crop.float().div_(255.0)
 
 
 def load_client_data(conf: DataConfig, client_id: int, seed: int, data_dir: str = "") -> ClientData:
@@ -83,10 +94,9 @@ def train_batches(
     images: list[torch.Tensor], crop_size: int, batch_size: int, seed: int
 ) -> Iterator[torch.Tensor]:
     """Endless shuffled batches of random crops (a new epoch when one runs out)."""
-    torch.manual_seed(seed)  # random crop positions
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(
-        RandomCrops(images, crop_size),
+        RandomCrops(images, crop_size, seed + 1),
         batch_size=batch_size,
         shuffle=True,
         drop_last=len(images) >= batch_size,

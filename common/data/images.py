@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+GRAYSCALE_MODES = frozenset({"1", "L", "I", "I;16", "I;16B", "F"})
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
