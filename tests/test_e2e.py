@@ -37,7 +37,10 @@ OVERRIDES = [
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_personalized_simulation_end_to_end(tmp_path):
+def test_personalized_simulation_end_to_end(tmp_path, monkeypatch):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=OVERRIDES)
     summary = run_simulation(cfg, tmp_path / "run")
@@ -100,3 +103,28 @@ def test_personalized_simulation_end_to_end(tmp_path):
     for client_id in range(3):
         saved = torch.load(client_state_file(conf, run_dir, client_id), weights_only=True)
         assert saved["round"] == 3
+    # round 3 started from each client's round-2 personal state, reloaded from disk
+    round3 = [r for r in csv.DictReader((run_dir / "train.csv").open()) if r["round"] == "3"]
+    assert [int(float(r["state-round"])) for r in round3] == [2, 2, 2]
+    assert not any(cwd.iterdir()), "nothing may be written to the working directory"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("method", ["fedavg", "local"])
+def test_baselines_run_end_to_end(tmp_path, method):
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[*OVERRIDES, f"strategy={method}", "num_rounds=1", "data.num_clients=2"],
+        )
+    summary = run_simulation(cfg, tmp_path / "run")
+    assert summary["method"] == method and sorted(summary["clients"]) == ["0", "1"]
+    up = summary["bytes_per_client_per_round"]["up"]
+    model = create_model(ModelConfig(name="bmshj2018-factorized", N=8, M=12))
+    if method == "local":
+        assert up == 0
+    else:  # everything but the integer coding tables
+        split = KeySplit.from_keys(model.state_dict(), ["*"])
+        assert up == ArrayRecord(split.shared_state(model.state_dict())).count_bytes()
+        assert {k.split(".")[0] for k in split.shared} == {"g_a", "g_s", "entropy_bottleneck"}
