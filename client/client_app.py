@@ -50,23 +50,44 @@ class ClientSetup:
             raise ValueError(
                 f"unknown node-config key(s) {unknown}; known: {sorted(NODE_CONFIG_KEYS)}"
             )
-        if "partition-id" not in node:
-            raise ValueError("node-config needs 'partition-id' (this client's id, 0-based)")
         conf = from_run_config(context.run_config)
-        client_id = int(node["partition-id"])
-        device_name = str(node.get("device", conf.train.device))
+        client_id = node_int(node, "partition-id")
+        if "num-partitions" in node and node_int(node, "num-partitions") != conf.data.num_clients:
+            raise ValueError(
+                f"node-config num-partitions={node['num-partitions']} but the run has "
+                f"data.num_clients={conf.data.num_clients}"
+            )
+        data_dir = str(node.get("data-dir", ""))
+        if data_dir and conf.data.source != "folder":
+            raise ValueError(
+                f"node-config data-dir is used with data.source=folder; this run reads "
+                f"data.source={conf.data.source}"
+            )
+        if "device" in node:
+            device = resolve_device(str(node["device"]), key="node-config device")
+        else:
+            device = resolve_device(conf.train.device)
+        state_dir = str(node.get("state-dir", ""))
         return cls(
             conf=conf,
             client_id=client_id,
-            state_file=client_state_file(
-                conf, run_dir(conf, context.run_id), client_id, str(node.get("state-dir", ""))
-            ),
-            device=resolve_device(device_name),
-            data_dir=str(node.get("data-dir", "")),
+            state_file=client_state_file(conf, run_dir(conf, context.run_id), client_id, state_dir),
+            device=device,
+            data_dir=data_dir,
         )
 
     def load_data(self) -> ClientData:
         return load_client_data(self.conf.data, self.client_id, self.conf.seed, self.data_dir)
+
+
+def node_int(node: dict, key: str) -> int:
+    """An integer node-config value, with an error naming the key."""
+    if key not in node:
+        raise ValueError(f"node-config needs '{key}' (e.g. --node-config \"{key}=0\")")
+    try:
+        return int(node[key])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"node-config '{key}' must be an integer, got {node[key]!r}") from err
 
 
 def build_model(

@@ -39,19 +39,22 @@ def stride(model: CompressionModel) -> int:
     return int(getattr(model, "downsampling_factor", 64))
 
 
-def resolve_device(name: str) -> torch.device:
-    """Map ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` to a device, checking it exists."""
+def resolve_device(name: str, key: str = "config key 'train.device'") -> torch.device:
+    """Map ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` to a device, checking it exists.
+
+    ``key`` names where the value came from in errors.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError as err:
-        raise ConfigError(f"config key 'train.device' is {name!r}: {err}") from err
+        raise ConfigError(f"{key} is {name!r}: {err}") from err
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} requested but CUDA is not available here")
+            raise ConfigError(f"{key} is {name!r}, but CUDA is not available here")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(
-                f"device {name!r} requested but only {torch.cuda.device_count()} GPU(s) exist"
+                f"{key} is {name!r}, but only {torch.cuda.device_count()} GPU(s) exist"
             )
     return device

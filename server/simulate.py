@@ -19,6 +19,7 @@ from typing import Any
 
 import hydra
 import tomli_w
+import torch
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -137,6 +138,11 @@ def run_simulation(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
         log.info("%s holds fewer rounds; resuming after its last checkpoint", run_dir)
         conf.resume = True
     preflight(conf)
+    if sim.num_gpus_per_client == 0 and conf.train.device != "cpu" and torch.cuda.is_available():
+        log.warning(
+            "this machine has a GPU, but simulation.num_gpus_per_client=0 hides it from "
+            "the virtual clients (Ray); set it to e.g. 0.25 to train on the GPU"
+        )
     with LocalSimulationLink(run_dir / ".flwr") as link:
         code = submit_run(
             conf, run_dir, link.env, CONNECTION, federation_options(conf, sim), sim.timeout_s

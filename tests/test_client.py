@@ -130,11 +130,21 @@ def test_evaluate_reports_real_coding_metrics(tmp_path):
     assert m["num_pixels"] == conf.data.test_size * 32 * 32
 
 
-def test_unknown_node_config_key_is_named(tmp_path):
+@pytest.mark.parametrize(
+    ("node_config", "match"),
+    [
+        ({"data_dir": "/x"}, "data_dir"),
+        ({"partition-id": "zero"}, "partition-id"),
+        ({"num-partitions": 7}, "num-partitions=7"),
+        ({"data-dir": "/x"}, "data.source=folder"),
+        ({"device": "tpu"}, "node-config device"),
+    ],
+)
+def test_bad_node_config_is_named(tmp_path, node_config, match):
     conf = tiny_config(tmp_path)
     _, arrays = initial_arrays(conf)
-    with pytest.raises(ValueError, match="data_dir"):
-        train(server_message(arrays, ROUND_CONFIG), make_context(conf, 0, data_dir="/x"))
+    with pytest.raises(ValueError, match=match):
+        train(server_message(arrays, ROUND_CONFIG), make_context(conf, 0, **node_config))
 
 
 def test_hyperprior_trains_with_a_personal_hyperprior(tmp_path):

@@ -135,3 +135,23 @@ def test_train_batches_are_seeded_and_leave_the_global_rng_alone():
     assert torch.equal(torch.rand(1), before), "train_batches consumed the global RNG"
     assert torch.equal(first, next(train_batches(images, 16, 4, seed=7)))
     assert not torch.equal(first, next(train_batches(images, 16, 4, seed=8)))
+
+
+def test_hf_wrong_label_key_is_named(tmp_path):
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        for i in range(6):
+            write_png(
+                tmp_path / "ds" / label / f"{i}.png",
+                rng.integers(0, 255, (8, 8, 3), dtype=np.uint8),
+            )
+    conf = DataConfig(
+        source="hf",
+        hf_dataset="imagefolder",
+        hf_data_dir=str(tmp_path / "ds"),
+        num_clients=2,
+        partitioner="dirichlet",
+        label_key="species",
+    )
+    with pytest.raises(ValueError, match="species"):
+        load_client_data(conf, 0, seed=0)

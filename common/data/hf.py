@@ -50,7 +50,13 @@ def hf_client_images(
         seed=seed,
         **kwargs,
     )
-    partition = fds.load_partition(client_id, conf.hf_split)
+    try:
+        partition = fds.load_partition(client_id, conf.hf_split)
+    except (KeyError, ValueError) as err:
+        raise ValueError(
+            f"{conf.hf_dataset}: cannot load partition {client_id} of split {conf.hf_split!r} "
+            f"with data.partitioner={conf.partitioner} by data.label_key {conf.label_key!r}: {err}"
+        ) from err
     if conf.image_key not in partition.column_names:
         raise KeyError(
             f"data.image_key {conf.image_key!r} is not a column of {conf.hf_dataset}; "
