@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -155,3 +157,17 @@ def test_hf_wrong_label_key_is_named(tmp_path):
     )
     with pytest.raises(ValueError, match="species"):
         load_client_data(conf, 0, seed=0)
+
+
+FEDIMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "fedimages"
+
+
+@pytest.mark.skipif(
+    not FEDIMAGES.is_dir(), reason="../shared/data/fedimages is not beside this checkout"
+)
+def test_fedimages_domains_load_as_folder_clients():
+    conf = DataConfig(source="folder", root=str(FEDIMAGES), num_clients=4, max_side=128)
+    names = [load_client_data(conf, k, seed=0).name for k in range(4)]
+    assert names == ["aerials", "grayscale-photos", "photos", "textures"]
+    gray = load_client_data(conf, 1, seed=0).train[0]
+    assert gray.shape[0] == 3 and torch.equal(gray[0], gray[2])
