@@ -161,6 +161,14 @@ def bd_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return table
 
 
+def save_figure(fig: plt.Figure, axes: Any, path: Path) -> None:
+    """Legend on the first panel, tight layout, PNG at ``path``."""
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_rd(rows, classic, clients: list[str], path: Path) -> None:
     panels = [*clients, "mean"]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
@@ -189,10 +197,7 @@ def plot_rd(rows, classic, clients: list[str], path: Path) -> None:
         ax.set_xlabel("bits per pixel (real bitstreams)")
         ax.set_ylabel("PSNR (dB)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, axes, path)
 
 
 def plot_training(training: list[dict[str, Any]], path: Path) -> None:
@@ -220,10 +225,7 @@ def plot_training(training: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel("train loss (R + λ·D)")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, axes, path)
 
 
 def build_report(sweep_dir: Path, out_dir: Path | None = None) -> tuple[Path, list[dict[str, Any]]]:

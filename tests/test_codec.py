@@ -65,30 +65,23 @@ def codec(run_dir) -> Codec:
     return Codec.from_model(model)
 
 
+def cli(command: str, run_dir: Path, *args, client: int | None = 0) -> int:
+    """Run ``fedntc-codec COMMAND --run RUN_DIR [--client N] ARGS...`` in-process."""
+    who = ["--client", str(client)] if client is not None else []
+    return main([command, "--run", str(run_dir), *who, *map(str, args)])
+
+
 @pytest.mark.parametrize(
     ("shape", "mode", "out_mode"),
     [((37, 50), "RGB", "RGB"), ((64, 64), "L", "L"), ((20, 33), "RGBA", "RGB")],
 )
 def test_compress_decompress_round_trip_is_bit_exact(run_dir, tmp_path, shape, mode, out_mode):
     src = save_image(tmp_path / "in" / "img.png", shape, mode)
-    args = ["--run", str(run_dir), "--client", "0"]
-    assert (
-        main(
-            [
-                "compress",
-                *args,
-                str(tmp_path / "in"),
-                "-o",
-                str(tmp_path / "bits"),
-                "--recon",
-                str(tmp_path / "recon"),
-            ]
-        )
-        == 0
-    )
+    recon = tmp_path / "recon"
+    assert cli("compress", run_dir, tmp_path / "in", "-o", tmp_path / "bits", "--recon", recon) == 0
     bitstream = tmp_path / "bits" / "img.fntc"
     assert bitstream.read_bytes()[:4] == b"FNTC"
-    assert main(["decompress", *args, str(bitstream), "-o", str(tmp_path / "out")]) == 0
+    assert cli("decompress", run_dir, bitstream, "-o", tmp_path / "out") == 0
     decoded = Image.open(tmp_path / "out" / "img.png")
     assert decoded.size == Image.open(src).size and decoded.mode == out_mode
     assert np.array_equal(
@@ -98,33 +91,8 @@ def test_compress_decompress_round_trip_is_bit_exact(run_dir, tmp_path, shape, m
 
 def test_other_clients_model_is_refused(run_dir, tmp_path, capsys):
     save_image(tmp_path / "a.png", (32, 32), "RGB")
-    assert (
-        main(
-            [
-                "compress",
-                "--run",
-                str(run_dir),
-                "--client",
-                "0",
-                str(tmp_path / "a.png"),
-                "-o",
-                str(tmp_path),
-            ]
-        )
-        == 0
-    )
-    code = main(
-        [
-            "decompress",
-            "--run",
-            str(run_dir),
-            "--client",
-            "1",
-            str(tmp_path / "a.fntc"),
-            "-o",
-            str(tmp_path / "out"),
-        ]
-    )
+    assert cli("compress", run_dir, tmp_path / "a.png", "-o", tmp_path) == 0
+    code = cli("decompress", run_dir, tmp_path / "a.fntc", "-o", tmp_path / "out", client=1)
     assert code == 2
     assert "encoded with model" in capsys.readouterr().err
     assert not (tmp_path / "out" / "a.png").exists()
@@ -150,21 +118,7 @@ def test_evaluate_reports_real_and_estimated_rate(run_dir, tmp_path, capsys):
     for i in range(2):
         save_image(tmp_path / "imgs" / f"{i}.png", (64, 96), "RGB", seed=i)
     csv_path = tmp_path / "eval.csv"
-    assert (
-        main(
-            [
-                "evaluate",
-                "--run",
-                str(run_dir),
-                "--client",
-                "0",
-                str(tmp_path / "imgs"),
-                "--csv",
-                str(csv_path),
-            ]
-        )
-        == 0
-    )
+    assert cli("evaluate", run_dir, tmp_path / "imgs", "--csv", csv_path) == 0
     lines = csv_path.read_text().splitlines()
     assert lines[0].split(",") == [
         "image",
@@ -214,21 +168,7 @@ def test_adapt_fits_a_new_entropy_model_only(run_dir, tmp_path, capsys):
 
 
 def test_missing_input_exits_with_error(run_dir, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "compress",
-                "--run",
-                str(run_dir),
-                "--client",
-                "0",
-                str(tmp_path / "nope.png"),
-                "-o",
-                str(tmp_path),
-            ]
-        )
-        == 2
-    )
+    assert cli("compress", run_dir, tmp_path / "nope.png", "-o", tmp_path) == 2
     assert "nope.png" in capsys.readouterr().err
 
 

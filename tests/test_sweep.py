@@ -30,14 +30,18 @@ SWEEP = [
 def test_sweep_report_and_rerun(tmp_path):
     sweep = tmp_path / "sweep"
     env = {**os.environ, "FEDNTC_HOME": str(tmp_path / "home")}
-    done = subprocess.run(
-        [*SWEEP, f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=800,
-    )
+
+    def sweep_once(timeout: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*SWEEP, f"hydra.sweep.dir={sweep}"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    done = sweep_once(800)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "BD-rate of personalized vs" in done.stdout
     summaries = sorted(sweep.glob("*/summary.json"))
@@ -57,14 +61,7 @@ def test_sweep_report_and_rerun(tmp_path):
 
     # rerun: every run is finished, nothing is retrained
     stamps = [p.stat().st_mtime_ns for p in summaries]
-    again = subprocess.run(
-        [*SWEEP, f"hydra.sweep.dir={sweep}"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = sweep_once(300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert [p.stat().st_mtime_ns for p in summaries] == stamps
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
