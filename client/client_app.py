@@ -20,8 +20,8 @@ from flwr.clientapp import ClientApp
 
 from client.state import load_personal, save_personal
 from common.config import RunConfig, TrainConfig, from_run_config
-from common.data import ClientData, load_client_data, train_batches
-from common.evaluate import evaluate_coded, psnr_from_mse
+from common.data import ClientData, client_batches, load_client_data
+from common.evaluate import evaluate_client, psnr_from_mse
 from common.model import create_model, resolve_device
 from common.paths import client_state_file, run_dir
 from common.split import KeySplit, fingerprint, merge_state
@@ -127,7 +127,7 @@ def train(msg: Message, context: Context) -> Message:
     conf = round_train_config(setup.conf.train, msg)
     seed = setup.conf.seed * 1_000_003 + setup.client_id * 1009 + server_round
     started = time.perf_counter()
-    batches = train_batches(data.train, setup.conf.data.crop_size, setup.conf.data.batch_size, seed)
+    batches = client_batches(data, setup.conf.data, seed)
     stats = train_steps(model, batches, conf, setup.device)
     seconds = time.perf_counter() - started
     state = model.state_dict()
@@ -157,7 +157,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     model, split, _ = build_model(setup, msg, context)
     state = model.state_dict()
     data = setup.load_data()
-    results = evaluate_coded(model, data.test)
+    results = evaluate_client(model, data.test, data.kind)
     metrics = MetricRecord(
         {
             **results,

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 METHODS = ("personalized", "fedavg", "local")
-DATA_SOURCES = ("bundled", "synthetic", "folder", "hf")
+DATA_SOURCES = ("bundled", "synthetic", "folder", "hf", "vectors")
+VECTOR_MODEL = "fedntc-vector"
 PARTITIONERS = ("iid", "dirichlet", "pathological")
 
 
@@ -29,11 +30,16 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
-    """CompressAI model by registry name, with its channel counts ``N`` and ``M``."""
+    """CompressAI model by registry name, with its channel counts ``N`` and ``M``.
+
+    ``input_dim`` is the data dimension of the vector model (``fedntc-vector``); image
+    models ignore it.
+    """
 
     name: str = "bmshj2018-factorized"
     N: int = 32
     M: int = 48
+    input_dim: int = 2
 
 
 @dataclass
@@ -47,12 +53,13 @@ class DataConfig:
     max_side: int = 256
     test_max_images: int = 0
     root: str = ""
-    # synthetic: the paper's distributed source model
+    # synthetic / vectors: the paper's distributed source model (images / low-dim vectors)
     image_size: int = 32
     latent_dim: int = 16
     train_size: int = 256
     test_size: int = 8
     heterogeneity: float = 1.0
+    source_seed: int = 0
     # hf: any image dataset through flwr-datasets partitioners
     hf_dataset: str = ""
     hf_data_dir: str = ""
@@ -120,6 +127,17 @@ class RunConfig:
         ):
             if value < 1:
                 raise ConfigError(f"config key '{key}' must be >= 1, got {value}")
+        vector_data, vector_model = self.data.source == "vectors", self.model.name == VECTOR_MODEL
+        if vector_data != vector_model:
+            raise ConfigError(
+                f"config keys 'data.source'={self.data.source} and 'model.name'={self.model.name} "
+                f"do not fit: the vector source needs model.name={VECTOR_MODEL} and vice versa"
+            )
+        if vector_data and self.model.input_dim != self.data.latent_dim:
+            raise ConfigError(
+                f"config key 'model.input_dim' is {self.model.input_dim} but the vector source "
+                f"has 'data.latent_dim'={self.data.latent_dim}"
+            )
         if self.train.lmbda <= 0:
             raise ConfigError(f"config key 'train.lmbda' must be > 0, got {self.train.lmbda}")
         strategy = self.strategy

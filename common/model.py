@@ -11,7 +11,8 @@ import torch
 from compressai.models import CompressionModel
 from compressai.registry import MODELS
 
-from .config import ConfigError, ModelConfig
+from . import vector_model  # noqa: F401  (registers the vector model in MODELS)
+from .config import VECTOR_MODEL, ConfigError, ModelConfig
 
 
 def create_model(conf: ModelConfig, seed: int | None = None) -> CompressionModel:
@@ -31,6 +32,8 @@ def create_model(conf: ModelConfig, seed: int | None = None) -> CompressionModel
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)
+        if conf.name == VECTOR_MODEL:
+            return MODELS[conf.name](N=conf.N, M=conf.M, input_dim=conf.input_dim)
         return MODELS[conf.name](N=conf.N, M=conf.M)
 
 

@@ -23,8 +23,8 @@ def make_optimizers(
     aux = {n for n in trainable if n.endswith(".quantiles")}
     assert not net & aux and net | aux == set(trainable)
     return (
-        torch.optim.Adam([trainable[n] for n in sorted(net)], lr=conf.lr),
-        torch.optim.Adam([trainable[n] for n in sorted(aux)], lr=conf.aux_lr),
+        torch.optim.Adam([trainable[n] for n in sorted(net)], lr=conf.lr, foreach=True),
+        torch.optim.Adam([trainable[n] for n in sorted(aux)], lr=conf.aux_lr, foreach=True),
     )
 
 

@@ -5,9 +5,15 @@
 Reads every run (``config.json``, ``summary.json``, ``rounds.csv``) under ``SWEEP_DIR`` and
 writes, without retraining: ``results.csv`` (per run and client, plus the pixel-weighted mean
 as client ``mean``), ``classic.csv`` (JPEG/WebP on the same test images, image data only),
-``rd.png`` (one panel per client plus the mean; mean over seeds with their spread),
-``training.png`` (train loss per round) and ``bd_rate.csv`` (Bjøntegaard delta rate, PSNR based,
-of ``personalized`` against ``local`` and ``fedavg``, per client and seed, and over seeds).
+``bound.csv`` (each client's Shannon lower bound, vector source only), ``rd.png`` (one panel
+per client plus the mean; mean over seeds with their spread), ``training.png`` (train loss
+per round) and ``bd_rate.csv`` (Bjøntegaard delta rate, PSNR based, of ``personalized``
+against ``local`` and ``fedavg``, per client and seed, and over seeds).
+
+Runs whose configs differ in more than method, λ and seed (a sweep over
+``data.heterogeneity`` or ``data.num_clients``, say) form separate settings: each gets its
+own subfolder with ``rd.png`` and ``training.png``, and ``gain.png`` plots the BD-rate of
+the mean client against the setting.
 """
 
 from __future__ import annotations
@@ -30,21 +36,56 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from common.checkpoint import atomic_write_csv  # noqa: E402
 from common.classic import classic_curves  # noqa: E402
-from common.config import from_run_config  # noqa: E402
-from common.data import load_client_data  # noqa: E402
+from common.config import RunConfig, from_run_config, run_identity  # noqa: E402
+from common.data import load_client_data, vectors  # noqa: E402
 
 METHODS = ("personalized", "fedavg", "local")
 COLORS = {"personalized": "C0", "fedavg": "C1", "local": "C2", "JPEG": "0.5", "WebP": "0.2"}
+AXES = {
+    "images": ("bits per pixel (real bitstreams)", "PSNR (dB)"),
+    "vectors": ("bits per vector (real bitstreams)", "-10 log10 MSE per dimension (dB)"),
+}
 
 
-def collect(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Result rows (run x client, plus ``mean``) and training rows of every finished run."""
-    results, training = [], []
-    for summary_path in sorted(sweep_dir.glob("**/summary.json")):
-        run = summary_path.parent
-        conf = json.loads((run / "config.json").read_text())
-        summary = json.loads(summary_path.read_text())
+# Keys that tell the points of one R–D comparison apart; any other key that differs between
+# runs of a sweep defines a separate setting (e.g. data.heterogeneity, data.num_clients).
+POINT_KEYS = frozenset({"strategy.method", "strategy.shared_prefixes", "train.lmbda", "seed"})
+
+
+def setting_names(configs: dict[Path, dict[str, Any]]) -> dict[Path, str]:
+    """Name each run's setting by the config keys (other than :data:`POINT_KEYS` and
+    ``strategy.min_clients``) whose values differ across the sweep; ``all`` if none do."""
+    identities = {run: run_identity(from_run_config(c)) for run, c in configs.items()}
+    ignored = POINT_KEYS | {"strategy.min_clients"}
+    keys = sorted(
+        k
+        for k in set().union(*identities.values())
+        if k not in ignored and len({str(i.get(k)) for i in identities.values()}) > 1
+    )
+    return {
+        run: ",".join(f"{k}={identity.get(k)}" for k in keys) or "all"
+        for run, identity in identities.items()
+    }
+
+
+def collect(
+    sweep_dir: Path,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, RunConfig]]:
+    """Result rows (run x client, plus ``mean``), training rows and one config per setting,
+    over every finished run."""
+    configs = {
+        p.parent: json.loads((p.parent / "config.json").read_text())
+        for p in sorted(sweep_dir.glob("**/summary.json"))
+    }
+    if not configs:
+        raise FileNotFoundError(f"no finished runs (summary.json) under {sweep_dir}")
+    names = setting_names(configs)
+    results, training, settings = [], [], {}
+    for run, conf in configs.items():
+        summary = json.loads((run / "summary.json").read_text())
+        settings.setdefault(names[run], from_run_config(conf))
         base = {
+            "setting": names[run],
             "method": summary["method"],
             "lmbda": summary["lmbda"],
             "seed": conf["seed"],
@@ -66,15 +107,14 @@ def collect(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]
                     training.append(
                         {**base, "round": int(row["round"]), "loss": float(row["loss"])}
                     )
-    if not results:
-        raise FileNotFoundError(f"no finished runs (summary.json) under {sweep_dir}")
-    return results, training
+    return results, training, settings
 
 
-def classic_rows(sweep_dir: Path, clients: list[str]) -> list[dict[str, Any]]:
-    """JPEG/WebP curves on each client's test images (the data config of the first run)."""
-    conf = from_run_config(json.loads(next(sweep_dir.glob("**/config.json")).read_text()))
-    if conf.data.source == "synthetic" and conf.data.image_size < 16:
+def classic_rows(conf: RunConfig, clients: list[str]) -> list[dict[str, Any]]:
+    """JPEG/WebP curves on each client's test images (image data only)."""
+    if conf.data.source == "vectors" or (
+        conf.data.source == "synthetic" and conf.data.image_size < 16
+    ):
         return []
     rows, all_images = [], []
     for client in clients:
@@ -82,6 +122,28 @@ def classic_rows(sweep_dir: Path, clients: list[str]) -> list[dict[str, Any]]:
         all_images += images
         rows += [{"client": client, **r} for r in classic_curves(images)]
     return rows + [{"client": "mean", **r} for r in classic_curves(all_images)]
+
+
+def bound_rows(
+    conf: RunConfig, clients: list[str], results: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each client's Shannon lower bound (vector source only) over the measured quality
+    range: rows of ``client``, ``psnr`` (-10 log10 MSE) and ``rate`` in bits per vector."""
+    if conf.data.source != "vectors":
+        return []
+    data = conf.data
+    rows = []
+    for client in clients:
+        measured = [r["psnr"] for r in results if r["client"] == client]
+        entropy = vectors.entropy_bits(
+            int(client), data.latent_dim, data.heterogeneity, data.source_seed
+        )
+        low, high = min(measured) - 1.0, max(measured) + 1.0
+        for i in range(41):
+            quality = low + (high - low) * i / 40
+            rate = vectors.shannon_lower_bound(entropy, data.latent_dim, 10 ** (-quality / 10))
+            rows.append({"client": client, "psnr": quality, "rate": rate})
+    return rows
 
 
 def curve(rows: list[dict[str, Any]], method: str, client: str, seed: Any = None):
@@ -169,7 +231,7 @@ def save_figure(fig: plt.Figure, axes: Any, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_rd(rows, classic, clients: list[str], path: Path) -> None:
+def plot_rd(rows, classic, bounds, clients: list[str], path: Path, kind: str = "images") -> None:
     panels = [*clients, "mean"]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
     for ax, client in zip(axes[0], panels, strict=True):
@@ -193,9 +255,13 @@ def plot_rd(rows, classic, clients: list[str], path: Path) -> None:
             )
             if points:
                 ax.plot(*zip(*points, strict=True), "--", color=COLORS[codec], label=codec, lw=1)
-        ax.set_title(f"client {client}" if client != "mean" else "mean (pixel-weighted)")
-        ax.set_xlabel("bits per pixel (real bitstreams)")
-        ax.set_ylabel("PSNR (dB)")
+        bound = [(r["rate"], r["psnr"]) for r in bounds if r["client"] == client]
+        if bound:
+            ax.plot(*zip(*bound, strict=True), ":", color="k", lw=1.2, label="Shannon lower bound")
+        weighting = "pixel-weighted" if kind == "images" else "over clients"
+        ax.set_title(f"client {client}" if client != "mean" else f"mean ({weighting})")
+        ax.set_xlabel(AXES[kind][0])
+        ax.set_ylabel(AXES[kind][1])
         ax.grid(alpha=0.3)
     save_figure(fig, axes, path)
 
@@ -228,28 +294,83 @@ def plot_training(training: list[dict[str, Any]], path: Path) -> None:
     save_figure(fig, axes, path)
 
 
+def plot_gain(table: list[dict[str, Any]], path: Path) -> None:
+    """Mean BD-rate over clients' mean curve (client ``mean``) of personalized against each
+    baseline, one point per setting, with the spread over seeds."""
+    settings = sorted({r["setting"] for r in table})
+    fig, axes = plt.subplots(1, 1, figsize=(max(5, 1.6 * len(settings)), 3.6), squeeze=False)
+    ax = axes[0][0]
+    for baseline in ("local", "fedavg"):
+        points = [
+            next(
+                (
+                    r
+                    for r in table
+                    if r["setting"] == setting
+                    and r["anchor"] == baseline
+                    and r["client"] == "mean"
+                    and r["seed"] == "all"
+                ),
+            )
+            for setting in settings
+        ]
+        ax.errorbar(
+            range(len(settings)),
+            [p["bd_rate_percent"] for p in points],
+            yerr=[0 if math.isnan(p["std_over_seeds"]) else p["std_over_seeds"] for p in points],
+            marker="o",
+            capsize=3,
+            color=COLORS[baseline],
+            label=f"personalized vs {baseline}",
+        )
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(range(len(settings)), [s.replace(",", "\n") for s in settings], fontsize=7)
+    ax.set_ylabel("BD-rate, mean client (%)\n< 0: personalized saves rate")
+    ax.grid(alpha=0.3)
+    save_figure(fig, axes, path)
+
+
 def build_report(sweep_dir: Path, out_dir: Path | None = None) -> tuple[Path, list[dict[str, Any]]]:
-    """Write results.csv, classic.csv, rd.png, training.png and bd_rate.csv; return the
-    output folder and the BD-rate table."""
+    """Write results.csv, classic.csv (images), bound.csv (vectors), rd.png, training.png and
+    bd_rate.csv; return the output folder and the BD-rate table. A sweep over several
+    settings (e.g. heterogeneity) gets one subfolder of plots per setting and ``gain.png``."""
     out_dir = out_dir or sweep_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    results, training = collect(sweep_dir)
-    clients = sorted({r["client"] for r in results if r["client"] != "mean"}, key=int)
+    results, training, settings = collect(sweep_dir)
     atomic_write_csv(results, out_dir / "results.csv")
-    classic = classic_rows(sweep_dir, clients)
-    if classic:
-        atomic_write_csv(classic, out_dir / "classic.csv")
-    table = bd_table(results)
+    table, classic_all, bounds_all = [], [], []
+    for name, conf in sorted(settings.items()):
+        rows = [r for r in results if r["setting"] == name]
+        clients = sorted({r["client"] for r in rows if r["client"] != "mean"}, key=int)
+        classic = classic_rows(conf, clients)
+        bounds = bound_rows(conf, clients, rows)
+        classic_all += [{"setting": name, **r} for r in classic]
+        bounds_all += [{"setting": name, **r} for r in bounds]
+        table += [{"setting": name, **r} for r in bd_table(rows)]
+        folder = out_dir if len(settings) == 1 else out_dir / name
+        folder.mkdir(exist_ok=True)
+        kind = "vectors" if conf.data.source == "vectors" else "images"
+        plot_rd(rows, classic, bounds, clients, folder / "rd.png", kind)
+        setting_training = [r for r in training if r["setting"] == name]
+        if setting_training:
+            plot_training(setting_training, folder / "training.png")
+    if classic_all:
+        atomic_write_csv(classic_all, out_dir / "classic.csv")
+    if bounds_all:
+        atomic_write_csv(bounds_all, out_dir / "bound.csv")
     atomic_write_csv(table, out_dir / "bd_rate.csv")
-    plot_rd(results, classic, clients, out_dir / "rd.png")
-    if training:
-        plot_training(training, out_dir / "training.png")
+    if len(settings) > 1:
+        plot_gain(table, out_dir / "gain.png")
     return out_dir, table
 
 
 def format_bd(table: list[dict[str, Any]]) -> str:
     lines = [f"{'BD-rate of personalized vs':>28} {'client':>7} {'mean %':>8} {'std':>6} seeds"]
+    setting = None
     for row in table:
+        if row.get("setting", setting) != setting:
+            setting = row["setting"]
+            lines.append(f"setting: {setting}")
         if row["seed"] == "all":
             value = row["bd_rate_percent"]
             text = f"{value:8.2f}" if math.isfinite(value) else row["status"].rjust(14)

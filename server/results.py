@@ -105,6 +105,7 @@ def summarize(
     return {
         "method": conf.strategy.method,
         "lmbda": conf.train.lmbda,
+        "data_kind": "vectors" if conf.data.source == "vectors" else "images",
         "rounds": last_round,
         "clients": clients,
         "mean": mean,
@@ -115,11 +116,16 @@ def summarize(
 
 
 def format_summary(summary: dict[str, Any]) -> str:
-    """A plain-text table of one run's final per-client results."""
+    """A plain-text table of one run's final per-client results (vector runs: bits per
+    vector and -10 log10 MSE instead of bits per pixel and PSNR)."""
+    if summary.get("data_kind") == "vectors":
+        header = f"{'client':>8} {'real b/vec':>9} {'est b/vec':>9} {'-10lgMSE':>8} {'MS-SSIM':>8}"
+    else:
+        header = f"{'client':>8} {'real bpp':>9} {'est bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}"
     lines = [
         f"method={summary['method']} lmbda={summary['lmbda']} rounds={summary['rounds']} "
         f"bytes/client/round up={summary['bytes_per_client_per_round']['up']}",
-        f"{'client':>8} {'real bpp':>9} {'est bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}",
+        header,
     ]
     rows = [(str(k), v) for k, v in summary["clients"].items()] + [("mean", summary["mean"])]
     if summary["failures"]:

@@ -35,7 +35,7 @@ from common.config import (
 )
 from common.preflight import preflight
 from server.results import format_summary
-from server.superlink import CONNECTION, LocalSimulationLink
+from server.superlink import CONNECTION, LocalSimulationLink, flower_executable
 
 log = logging.getLogger(__name__)
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -185,7 +185,8 @@ def submit_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     run_config_file = run_dir / "run_config.toml"
     run_config_file.write_text(tomli_w.dumps(flatten(conf)))
-    command = ["flwr", "run", str(APP_DIR), connection, "--run-config", str(run_config_file)]
+    command = [flower_executable("flwr"), "run", str(APP_DIR), connection]
+    command += ["--run-config", str(run_config_file)]
     if federation_config:
         command += ["--federation-config", federation_config]
     log_path = run_dir / "flwr-run.log"

@@ -8,9 +8,11 @@ port, point a private ``FLWR_HOME`` at it, and stop it by PID when the job ends.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +25,18 @@ OFFLINE_ENV = {
     "FLWR_DISABLE_UPDATE_CHECK": "1",
     "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
 }
+
+
+def flower_executable(name: str) -> str:
+    """Path of a Flower console script (``flwr``, ``flower-superlink``): the one installed
+    beside this Python (a venv that is not activated), else the one on ``PATH``."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found beside {sys.executable} or on PATH")
+    return found
 
 
 def free_port() -> int:
@@ -49,8 +63,10 @@ class LocalSimulationLink:
 
     @property
     def env(self) -> dict[str, str]:
-        """Environment for ``flwr`` commands talking to this SuperLink."""
-        return {**os.environ, **OFFLINE_ENV, "FLWR_HOME": str(self.home)}
+        """Environment for ``flwr`` commands talking to this SuperLink (with this Python's
+        scripts folder first on ``PATH``, for the processes the SuperLink starts)."""
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        return {**os.environ, **OFFLINE_ENV, "FLWR_HOME": str(self.home), "PATH": path}
 
     def __enter__(self) -> LocalSimulationLink:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -59,7 +75,7 @@ class LocalSimulationLink:
             f'address = "127.0.0.1:{self.port}"\ninsecure = true\n'
         )
         command = [
-            "flower-superlink",
+            flower_executable("flower-superlink"),
             "--insecure",
             "--simulation",
             "--host",

@@ -1,4 +1,5 @@
-"""Client data: each client's training crops and full-size test images."""
+"""Client data: each client's training crops and full-size test images (or, for the
+vector source, its training and test vectors)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from ..config import DataConfig
-from . import bundled, folder, synthetic
+from ..vector_model import as_batch
+from . import bundled, folder, synthetic, vectors
 from .images import load_images
 
 
 @dataclass
 class ClientData:
-    """One client's images: uint8 tensors ``[3, H, W]``."""
+    """One client's samples: uint8 images ``[3, H, W]`` (``kind="images"``) or float
+    vectors ``[dim]`` (``kind="vectors"``)."""
 
     name: str
     train: list[torch.Tensor]
     test: list[torch.Tensor]
+    kind: str = "images"
 
 
 class RandomCrops(Dataset):
@@ -71,6 +75,19 @@ def load_client_data(conf: DataConfig, client_id: int, seed: int, data_dir: str 
             train=synthetic.client_images(client_id, conf.train_size, split="train", **kwargs),
             test=synthetic.client_images(client_id, conf.test_size, split="test", **kwargs),
         )
+    elif conf.source == "vectors":
+        kwargs = dict(
+            dim=conf.latent_dim,
+            heterogeneity=conf.heterogeneity,
+            source_seed=conf.source_seed,
+            seed=seed,
+        )
+        data = ClientData(
+            name=f"vectors-{client_id}",
+            train=vectors.client_vectors(client_id, conf.train_size, split="train", **kwargs),
+            test=vectors.client_vectors(client_id, conf.test_size, split="test", **kwargs),
+            kind="vectors",
+        )
     elif conf.source == "bundled":
         name, train, test = bundled.domain_files(client_id, conf.num_clients)
         data = ClientData(name, load_images(train, conf.max_side), load_images(test, conf.max_side))
@@ -104,3 +121,27 @@ def train_batches(
     )
     while True:
         yield from loader
+
+
+def vector_batches(
+    samples: list[torch.Tensor], batch_size: int, seed: int
+) -> Iterator[torch.Tensor]:
+    """Endless shuffled batches ``[batch, dim, 1, 1]`` of the client's vectors."""
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(
+        torch.stack(samples),
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=len(samples) >= batch_size,
+        generator=generator,
+    )
+    while True:
+        for batch in loader:
+            yield as_batch(batch)
+
+
+def client_batches(data: ClientData, conf: DataConfig, seed: int) -> Iterator[torch.Tensor]:
+    """Endless training batches of one client: random crops of images, or vectors."""
+    if data.kind == "vectors":
+        return vector_batches(data.train, conf.batch_size, seed)
+    return train_batches(data.train, conf.crop_size, conf.batch_size, seed)
