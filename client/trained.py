@@ -33,6 +33,10 @@ def load_client_model(
     """The global transforms of ``checkpoint`` (default: the last round) with one client's
     personal entropy model (``state_file``, or client ``client_id``'s file in the run)."""
     conf = load_run_config(run_dir)
+    if conf.data.source == "vectors":
+        raise ValueError(
+            f"{run_dir} trained the vector model (data.source=vectors); the codec codes images"
+        )
     model = create_model(conf.model, seed=conf.seed)
     split = KeySplit.from_keys(model.state_dict(), conf.strategy.shared_prefixes)
     checkpoint = checkpoint or latest_checkpoint(run_dir)

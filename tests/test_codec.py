@@ -172,6 +172,20 @@ def test_missing_input_exits_with_error(run_dir, tmp_path, capsys):
     assert "nope.png" in capsys.readouterr().err
 
 
+def test_vector_run_is_refused_with_a_reason(tmp_path, capsys):
+    import json
+
+    from common.config import DataConfig, ModelConfig, RunConfig, flatten
+
+    conf = RunConfig(
+        model=ModelConfig(name="fedntc-vector", input_dim=2),
+        data=DataConfig(source="vectors", latent_dim=2),
+    )
+    (tmp_path / "config.json").write_text(json.dumps(flatten(conf)))
+    assert cli("compress", tmp_path, tmp_path / "x.png", "-o", tmp_path) == 2
+    assert "vector model" in capsys.readouterr().err
+
+
 @settings(
     max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -49,3 +49,70 @@ def test_bd_table_over_seeds():
     assert overall["seeds_compared"] == 2
     rates, psnrs, spread = curve(data, "personalized", "0")
     assert rates == pytest.approx([r * 0.85 for r in RATES]) and spread == [0.0] * 4
+
+
+def write_run(root, conf, scale):
+    """A finished run's files as the ServerApp writes them (config, summary, rounds)."""
+    import json
+
+    from common.config import flatten
+
+    run = root / f"h={conf.data.heterogeneity},m={conf.strategy.method},l={conf.train.lmbda}"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(flatten(conf)))
+    index = [1e-4, 3e-4, 1e-3, 3e-3].index(conf.train.lmbda)
+    point = {"real_bpp": RATES[index] * 10 * scale, "est_bpp": 0.0, "psnr": PSNRS[index] - 20}
+    point["ms_ssim"] = math.nan
+    summary = {
+        "method": conf.strategy.method,
+        "lmbda": conf.train.lmbda,
+        "rounds": 2,
+        "clients": {"0": point, "1": point},
+        "mean": point,
+    }
+    (run / "summary.json").write_text(json.dumps(summary))
+    (run / "rounds.csv").write_text("phase,round,loss\ntrain,1,9.0\ntrain,2,8.0\n")
+
+
+def test_report_splits_settings_and_plots_the_gain(tmp_path):
+    """Runs that differ in heterogeneity form two settings: one BD-rate block and one
+    folder of plots each, bounds for the vector source, and gain.png across settings."""
+    import csv
+
+    from common.config import DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig
+    from server.rd_report import build_report
+
+    saving = {0.0: 1.0, 2.0: 0.8}  # personalized's rate relative to the baselines
+    for heterogeneity, scale in saving.items():
+        for method, prefixes in (
+            ("personalized", ["g_a", "g_s"]),
+            ("local", []),
+            ("fedavg", ["*"]),
+        ):
+            for lmbda in (1e-4, 3e-4, 1e-3, 3e-3):
+                conf = RunConfig(
+                    model=ModelConfig(name="fedntc-vector", M=2, input_dim=2),
+                    data=DataConfig(
+                        source="vectors", num_clients=2, latent_dim=2, heterogeneity=heterogeneity
+                    ),
+                    train=TrainConfig(lmbda=lmbda),
+                    strategy=StrategyConfig(method=method, shared_prefixes=prefixes, min_clients=2),
+                )
+                write_run(tmp_path / "sweep", conf, scale if method == "personalized" else 1.0)
+    out, table = build_report(tmp_path / "sweep")
+    settings = {"data.heterogeneity=0.0": 0.0, "data.heterogeneity=2.0": -20.0}
+    for name, expected in settings.items():
+        assert (out / name / "rd.png").stat().st_size > 0
+        assert (out / name / "training.png").stat().st_size > 0
+        row = next(
+            r
+            for r in table
+            if r["setting"] == name
+            and r["anchor"] == "local"
+            and r["client"] == "mean"
+            and r["seed"] == "all"
+        )
+        assert row["bd_rate_percent"] == pytest.approx(expected, abs=0.05)
+    assert (out / "gain.png").stat().st_size > 0
+    bound = list(csv.DictReader((out / "bound.csv").open()))
+    assert {r["setting"] for r in bound} == set(settings) and not (out / "classic.csv").exists()

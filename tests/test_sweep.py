@@ -1,5 +1,6 @@
-"""A miniature resumable sweep through the real entry points: Hydra multirun of
-`fedntc-simulate` (2 λ x 3 methods x 1 seed, tiny model), then `fedntc-report`."""
+"""A miniature resumable sweep of both parts of the study through the real entry points:
+Hydra multirun of `fedntc-simulate` (2 λ x 3 methods x 1 seed, tiny models) on synthetic
+images and on the vector source, then `fedntc-report`."""
 
 import csv
 import math
@@ -10,30 +11,45 @@ import pytest
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-SWEEP = [
+COMMON = [
     "fedntc-simulate",
     "-m",
     "strategy=personalized,fedavg,local",
-    "train.lmbda=0.003,0.05",
-    "model=tiny",
-    "data=synthetic",
     "data.num_clients=2",
     "data.train_size=32",
-    "data.test_size=2",
     "data.batch_size=4",
     "num_rounds=1",
     "train.local_steps=3",
     "train.device=cpu",
 ]
+PARTS = {
+    "images": [
+        "train.lmbda=0.003,0.05",
+        "model=tiny",
+        "data=synthetic",
+        "data.test_size=2",
+    ],
+    "vectors": [
+        "train.lmbda=0.0003,0.003",
+        "model=vector",
+        "model.N=8",
+        "data=vectors",
+        "train=vector",
+        "data.test_size=64",
+    ],
+}
+# files of the report besides results.csv, bd_rate.csv, rd.png and training.png
+EXTRA_FILES = {"images": "classic.csv", "vectors": "bound.csv"}
 
 
-def test_sweep_report_and_rerun(tmp_path):
+@pytest.mark.parametrize("part", PARTS)
+def test_sweep_report_and_rerun(tmp_path, part):
     sweep = tmp_path / "sweep"
     env = {**os.environ, "FEDNTC_HOME": str(tmp_path / "home")}
 
     def sweep_once(timeout: int) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*SWEEP, f"hydra.sweep.dir={sweep}"],
+            [*COMMON, *PARTS[part], f"hydra.sweep.dir={sweep}"],
             cwd=tmp_path,
             env=env,
             capture_output=True,
@@ -47,8 +63,9 @@ def test_sweep_report_and_rerun(tmp_path):
     summaries = sorted(sweep.glob("*/summary.json"))
     assert len(summaries) == 6
     report = sweep / "report"
-    for name in ("results.csv", "classic.csv", "bd_rate.csv", "rd.png", "training.png"):
+    for name in ("results.csv", EXTRA_FILES[part], "bd_rate.csv", "rd.png", "training.png"):
         assert (report / name).stat().st_size > 0, name
+    assert not (report / EXTRA_FILES["images" if part == "vectors" else "vectors"]).exists()
     rows = list(csv.DictReader((report / "results.csv").open()))
     assert len(rows) == 6 * 3 and all(math.isfinite(float(r["psnr"])) for r in rows)
     bd = [r for r in csv.DictReader((report / "bd_rate.csv").open()) if r["seed"] == "all"]
@@ -56,8 +73,13 @@ def test_sweep_report_and_rerun(tmp_path):
     # one round of 3 steps gives no real curves: each entry is a number or says why not
     for r in bd:
         assert math.isfinite(float(r["bd_rate_percent"])) == (r["status"] == "ok"), r
-    classic = {r["method"] for r in csv.DictReader((report / "classic.csv").open())}
-    assert classic == {"JPEG", "WebP"}
+    if part == "images":
+        classic = {r["method"] for r in csv.DictReader((report / "classic.csv").open())}
+        assert classic == {"JPEG", "WebP"}
+    else:
+        bound = list(csv.DictReader((report / "bound.csv").open()))
+        assert {r["client"] for r in bound} == {"0", "1"}
+        assert all(float(r["rate"]) >= 0 for r in bound)
 
     # rerun: every run is finished, nothing is retrained
     stamps = [p.stat().st_mtime_ns for p in summaries]
