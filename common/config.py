@@ -77,7 +77,7 @@ class TrainConfig:
     """Local optimisation per round: R + λ·D with CompressAI's net/aux optimizers."""
 
     lmbda: float = 0.0067
-    lr: float = 2e-3
+    lr: float = 1e-3
     aux_lr: float = 1e-3
     local_steps: int = 50
     clip_max_norm: float = 1.0

@@ -34,6 +34,22 @@ def test_training_lowers_the_loss():
     assert set(first) == {"loss", "bpp_loss", "mse_loss", "aux_loss"}
 
 
+def test_non_finite_loss_stops_training_with_a_clear_error():
+    model = create_model(ModelConfig(N=8, M=12), seed=0)
+    images = smooth_images(8, 32, 32)
+
+    def batches():
+        for step in range(100):
+            batch = torch.stack(images).float() / 255
+            if step == 7:
+                batch[0, 0, 0, 0] = float("nan")
+            yield batch
+
+    conf = TrainConfig(local_steps=40, lr=5e-3, lmbda=0.01)
+    with pytest.raises(FloatingPointError, match="lower train.lr"):
+        train_steps(model, batches(), conf, torch.device("cpu"))
+
+
 def test_bitstream_decodes_to_the_reconstruction_at_any_size():
     model, _ = trained_model()
     model.eval()
