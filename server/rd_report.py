@@ -7,8 +7,9 @@ writes, without retraining: ``results.csv`` (per run and client, plus the pixel-
 as client ``mean``), ``classic.csv`` (JPEG/WebP on the same test images, image data only),
 ``bound.csv`` (each client's Shannon lower bound, vector source only), ``rd.png`` (one panel
 per client plus the mean; mean over seeds with their spread), ``training.png`` (train loss
-per round) and ``bd_rate.csv`` (Bjøntegaard delta rate, PSNR based, of ``personalized``
-against ``local`` and ``fedavg``, per client and seed, and over seeds).
+per round), ``bd_rate.csv`` (Bjøntegaard delta rate, PSNR based, of ``personalized``
+against ``local`` and ``fedavg``, per client and seed, and over seeds) and ``convergence.csv``
+(flat losses per run, rate and PSNR rising with λ per curve; see ``server.convergence``).
 
 Runs whose configs differ in more than method, λ and seed (a sweep over
 ``data.heterogeneity`` or ``data.num_clients``, say) form separate settings: each gets its
@@ -38,6 +39,7 @@ from common.checkpoint import atomic_write_csv  # noqa: E402
 from common.classic import classic_curves  # noqa: E402
 from common.config import RunConfig, from_run_config, run_identity  # noqa: E402
 from common.data import load_client_data, vectors  # noqa: E402
+from server.convergence import convergence_rows, format_convergence  # noqa: E402
 
 METHODS = ("personalized", "fedavg", "local")
 COLORS = {"personalized": "C0", "fedavg": "C1", "local": "C2", "JPEG": "0.5", "WebP": "0.2"}
@@ -330,9 +332,12 @@ def plot_gain(table: list[dict[str, Any]], path: Path) -> None:
     save_figure(fig, axes, path)
 
 
-def build_report(sweep_dir: Path, out_dir: Path | None = None) -> tuple[Path, list[dict[str, Any]]]:
-    """Write results.csv, classic.csv (images), bound.csv (vectors), rd.png, training.png and
-    bd_rate.csv; return the output folder and the BD-rate table. A sweep over several
+def build_report(
+    sweep_dir: Path, out_dir: Path | None = None
+) -> tuple[Path, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Write results.csv, classic.csv (images), bound.csv (vectors), rd.png, training.png,
+    bd_rate.csv and convergence.csv; return the output folder, the BD-rate table and the
+    convergence checks. A sweep over several
     settings (e.g. heterogeneity) gets one subfolder of plots per setting and ``gain.png``."""
     out_dir = out_dir or sweep_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -359,9 +364,11 @@ def build_report(sweep_dir: Path, out_dir: Path | None = None) -> tuple[Path, li
     if bounds_all:
         atomic_write_csv(bounds_all, out_dir / "bound.csv")
     atomic_write_csv(table, out_dir / "bd_rate.csv")
+    convergence = convergence_rows(results, training)
+    atomic_write_csv(convergence, out_dir / "convergence.csv")
     if len(settings) > 1:
         plot_gain(table, out_dir / "gain.png")
-    return out_dir, table
+    return out_dir, table, convergence
 
 
 def format_bd(table: list[dict[str, Any]]) -> str:
@@ -387,8 +394,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--out", type=Path, help="default: SWEEP_DIR/report")
     args = parser.parse_args(argv)
-    out, table = build_report(args.sweep_dir, args.out)
+    out, table, convergence = build_report(args.sweep_dir, args.out)
     print(format_bd(table))
+    print(format_convergence(convergence))
     print(f"report written to {out}")
 
 

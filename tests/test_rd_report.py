@@ -99,7 +99,7 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
                     strategy=StrategyConfig(method=method, shared_prefixes=prefixes, min_clients=2),
                 )
                 write_run(tmp_path / "sweep", conf, scale if method == "personalized" else 1.0)
-    out, table = build_report(tmp_path / "sweep")
+    out, table, convergence = build_report(tmp_path / "sweep")
     settings = {"data.heterogeneity=0.0": 0.0, "data.heterogeneity=2.0": -20.0}
     for name, expected in settings.items():
         assert (out / name / "rd.png").stat().st_size > 0
@@ -116,3 +116,24 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
     assert (out / "gain.png").stat().st_size > 0
     bound = list(csv.DictReader((out / "bound.csv").open()))
     assert {r["setting"] for r in bound} == set(settings) and not (out / "classic.csv").exists()
+    # two rounds are too few to call a loss flat; every written curve rises with λ
+    assert {r["status"] for r in convergence if r["check"] == "loss"} == {"too few rounds"}
+    assert all(r["ok"] for r in convergence if r["check"] == "monotone")
+
+
+def test_convergence_checks_flag_moving_losses_and_broken_curves():
+    from server.convergence import convergence_rows, format_convergence
+
+    flat = [{"run": "a", "round": k, "loss": 10.0 + 0.01 * (k % 2)} for k in range(1, 9)]
+    falling = [{"run": "b", "round": k, "loss": 20.0 - k} for k in range(1, 9)]
+    results = rows("local", 1.0) + [
+        {**r, "psnr": 30.0 - r["lmbda"]}
+        for r in rows("fedavg", 1.0)  # PSNR falls with λ
+    ]
+    checks = convergence_rows(results, flat + falling)
+    loss = {r["run"]: r for r in checks if r["check"] == "loss"}
+    assert loss["a"]["ok"] and not loss["b"]["ok"] and loss["b"]["change_percent"] < -2
+    curves = {r["method"]: r for r in checks if r["check"] == "monotone"}
+    assert curves["local"]["ok"] and not curves["fedavg"]["ok"]
+    assert curves["fedavg"]["rate_rises"] and not curves["fedavg"]["psnr_rises"]
+    assert "1 of 2 runs" in format_convergence(checks)

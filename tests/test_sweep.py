@@ -60,10 +60,12 @@ def test_sweep_report_and_rerun(tmp_path, part):
     done = sweep_once(800)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "BD-rate of personalized vs" in done.stdout
+    assert "rate and PSNR both rise with λ" in done.stdout
     summaries = sorted(sweep.glob("*/summary.json"))
     assert len(summaries) == 6
     report = sweep / "report"
-    for name in ("results.csv", EXTRA_FILES[part], "bd_rate.csv", "rd.png", "training.png"):
+    expected = ("results.csv", "bd_rate.csv", "convergence.csv", "rd.png", "training.png")
+    for name in (*expected, EXTRA_FILES[part]):
         assert (report / name).stat().st_size > 0, name
     assert not (report / EXTRA_FILES["images" if part == "vectors" else "vectors"]).exists()
     rows = list(csv.DictReader((report / "results.csv").open()))
