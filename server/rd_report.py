@@ -321,6 +321,7 @@ def plot_gain(table: list[dict[str, Any]], path: Path) -> None:
             [p["bd_rate_percent"] for p in points],
             yerr=[0 if math.isnan(p["std_over_seeds"]) else p["std_over_seeds"] for p in points],
             marker="o",
+            linestyle="none",  # settings are categories, not a continuum
             capsize=3,
             color=COLORS[baseline],
             label=f"personalized vs {baseline}",
