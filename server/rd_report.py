@@ -305,14 +305,12 @@ def plot_gain(table: list[dict[str, Any]], path: Path) -> None:
     for baseline in ("local", "fedavg"):
         points = [
             next(
-                (
-                    r
-                    for r in table
-                    if r["setting"] == setting
-                    and r["anchor"] == baseline
-                    and r["client"] == "mean"
-                    and r["seed"] == "all"
-                ),
+                r
+                for r in table
+                if r["setting"] == setting
+                and r["anchor"] == baseline
+                and r["client"] == "mean"
+                and r["seed"] == "all"
             )
             for setting in settings
         ]

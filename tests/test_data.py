@@ -99,16 +99,18 @@ def test_train_batches_pad_small_images_and_cycle():
     assert all(s[1:] == (3, 32, 32) for s in shapes)
 
 
+def write_imagefolder(root, labels, count: int, side: int) -> None:
+    """``count`` random RGB PNGs of ``side`` x ``side`` per label folder (an imagefolder)."""
+    rng = np.random.default_rng(0)
+    for label in labels:
+        for i in range(count):
+            write_png(root / label / f"{i}.png", rng.integers(0, 255, (side, side, 3), np.uint8))
+
+
 @pytest.mark.parametrize("partitioner", ["iid", "dirichlet"])
 def test_hf_imagefolder_partitions(tmp_path, partitioner):
     """flwr-datasets on a local imagefolder: every image lands in exactly one client."""
-    rng = np.random.default_rng(0)
-    for label in ("cats", "dogs", "owls"):
-        for i in range(12):
-            write_png(
-                tmp_path / "ds" / label / f"{i}.png",
-                rng.integers(0, 255, (16, 16, 3), dtype=np.uint8),
-            )
+    write_imagefolder(tmp_path / "ds", ("cats", "dogs", "owls"), count=12, side=16)
     conf = DataConfig(
         source="hf",
         hf_dataset="imagefolder",
@@ -140,13 +142,7 @@ def test_train_batches_are_seeded_and_leave_the_global_rng_alone():
 
 
 def test_hf_wrong_label_key_is_named(tmp_path):
-    rng = np.random.default_rng(0)
-    for label in ("a", "b"):
-        for i in range(6):
-            write_png(
-                tmp_path / "ds" / label / f"{i}.png",
-                rng.integers(0, 255, (8, 8, 3), dtype=np.uint8),
-            )
+    write_imagefolder(tmp_path / "ds", ("a", "b"), count=6, side=8)
     conf = DataConfig(
         source="hf",
         hf_dataset="imagefolder",

@@ -75,7 +75,7 @@ def test_config_ties_vector_source_and_model():
     RunConfig(data=DATA, model=MODEL)
 
 
-def test_vector_model_split_and_coding_roundtrip():
+def test_vector_model_split_and_training_batches():
     model = create_model(MODEL, seed=0)
     split = KeySplit.from_keys(model.state_dict(), ["g_a", "g_s"])
     assert {k.split(".")[0] for k in split.shared} == {"g_a", "g_s"}

@@ -3,8 +3,9 @@ vector source, its training and test vectors)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -52,6 +53,15 @@ class RandomCrops(Dataset):
         return crop.float().div_(255.0)
 
 
+def generated(
+    name: str, make: Callable[..., list[torch.Tensor]], conf: DataConfig, kind: str = "images"
+) -> ClientData:
+    """A generated source's client data: ``make(count, split=...)`` draws each split."""
+    return ClientData(
+        name, make(conf.train_size, split="train"), make(conf.test_size, split="test"), kind
+    )
+
+
 def load_client_data(conf: DataConfig, client_id: int, seed: int, data_dir: str = "") -> ClientData:
     """Load one client's train and test images from the configured source.
 
@@ -64,28 +74,30 @@ def load_client_data(conf: DataConfig, client_id: int, seed: int, data_dir: str 
     if not 0 <= client_id < conf.num_clients:
         raise ValueError(f"client id {client_id} outside data.num_clients={conf.num_clients}")
     if conf.source == "synthetic":
-        kwargs = dict(
-            latent_dim=conf.latent_dim,
-            image_size=conf.image_size,
-            heterogeneity=conf.heterogeneity,
-            seed=seed,
-        )
-        data = ClientData(
-            name=f"synthetic-{client_id}",
-            train=synthetic.client_images(client_id, conf.train_size, split="train", **kwargs),
-            test=synthetic.client_images(client_id, conf.test_size, split="test", **kwargs),
+        data = generated(
+            f"synthetic-{client_id}",
+            partial(
+                synthetic.client_images,
+                client_id,
+                latent_dim=conf.latent_dim,
+                image_size=conf.image_size,
+                heterogeneity=conf.heterogeneity,
+                seed=seed,
+            ),
+            conf,
         )
     elif conf.source == "vectors":
-        kwargs = dict(
-            dim=conf.latent_dim,
-            heterogeneity=conf.heterogeneity,
-            source_seed=conf.source_seed,
-            seed=seed,
-        )
-        data = ClientData(
-            name=f"vectors-{client_id}",
-            train=vectors.client_vectors(client_id, conf.train_size, split="train", **kwargs),
-            test=vectors.client_vectors(client_id, conf.test_size, split="test", **kwargs),
+        data = generated(
+            f"vectors-{client_id}",
+            partial(
+                vectors.client_vectors,
+                client_id,
+                dim=conf.latent_dim,
+                heterogeneity=conf.heterogeneity,
+                source_seed=conf.source_seed,
+                seed=seed,
+            ),
+            conf,
             kind="vectors",
         )
     elif conf.source == "bundled":
