@@ -138,6 +138,7 @@ def train(msg: Message, context: Context) -> Message:
         {
             **stats,
             "psnr": psnr_from_mse(stats["mse_loss"]),
+            "lr": conf.lr,
             "train-seconds": seconds,
             "images-per-second": conf.local_steps * setup.conf.data.batch_size / seconds,
             "client-id": setup.client_id,

@@ -82,6 +82,9 @@ class TrainConfig:
     local_steps: int = 50
     clip_max_norm: float = 1.0
     device: str = "auto"
+    # Step decay: the last ``lr_decay_rounds`` rounds train at ``lr * lr_decay`` (0: constant).
+    lr_decay_rounds: int = 0
+    lr_decay: float = 0.1
 
 
 @dataclass
@@ -98,6 +101,7 @@ class StrategyConfig:
     fraction_evaluate: float = 1.0
     min_clients: int = 4
     round_timeout: float = 3600.0
+    evaluate_every: int = 1  # coded evaluation every N rounds, and always after the last
 
 
 @dataclass
@@ -124,6 +128,7 @@ class RunConfig:
             ("data.batch_size", self.data.batch_size),
             ("data.crop_size", self.data.crop_size),
             ("train.local_steps", self.train.local_steps),
+            ("strategy.evaluate_every", self.strategy.evaluate_every),
         ):
             if value < 1:
                 raise ConfigError(f"config key '{key}' must be >= 1, got {value}")
@@ -140,6 +145,15 @@ class RunConfig:
             )
         if self.train.lmbda <= 0:
             raise ConfigError(f"config key 'train.lmbda' must be > 0, got {self.train.lmbda}")
+        if not 0 <= self.train.lr_decay_rounds <= self.num_rounds:
+            raise ConfigError(
+                f"config key 'train.lr_decay_rounds' is {self.train.lr_decay_rounds}; it must be "
+                f"between 0 and num_rounds={self.num_rounds}"
+            )
+        if not 0 < self.train.lr_decay <= 1:
+            raise ConfigError(
+                f"config key 'train.lr_decay' must be in (0, 1], got {self.train.lr_decay}"
+            )
         strategy = self.strategy
         if not 1 <= strategy.min_clients <= self.data.num_clients:
             raise ConfigError(

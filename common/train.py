@@ -28,6 +28,15 @@ def make_optimizers(
     )
 
 
+def round_lr(conf: TrainConfig, server_round: int, num_rounds: int) -> float:
+    """The learning rate of ``server_round`` (1-based): ``conf.lr``, times ``conf.lr_decay``
+    in the last ``conf.lr_decay_rounds`` rounds of ``num_rounds`` (the usual final step decay
+    of learned-compression training, which settles the weights before the R–D point is read)."""
+    if conf.lr_decay_rounds and server_round > num_rounds - conf.lr_decay_rounds:
+        return conf.lr * conf.lr_decay
+    return conf.lr
+
+
 def train_steps(
     model: CompressionModel,
     batches: Iterator[torch.Tensor],

@@ -18,6 +18,7 @@ from common.config import from_run_config
 from common.model import create_model
 from common.paths import run_dir
 from common.split import KeySplit
+from common.train import round_lr
 from server.results import RunRecorder, format_summary, summarize
 from server.strategy import SharedKeysFedAvg
 
@@ -52,6 +53,9 @@ def main(grid: Grid, context: Context) -> None:
     strategy = SharedKeysFedAvg(
         split,
         round_offset=done,
+        lr_at=lambda server_round: round_lr(conf.train, server_round, conf.num_rounds),
+        evaluate_every=conf.strategy.evaluate_every,
+        last_round=conf.num_rounds,
         fraction_train=conf.strategy.fraction_train,
         fraction_evaluate=conf.strategy.fraction_evaluate,
         min_train_nodes=conf.strategy.min_clients,

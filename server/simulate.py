@@ -26,11 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from common.config import (
-    RUN_EXTENSION_KEYS,
     ConfigError,
     RunConfig,
     flatten,
     from_mapping,
+    from_run_config,
     run_identity,
 )
 from common.preflight import preflight
@@ -158,7 +158,8 @@ def previous_run(conf: RunConfig, run_dir: Path) -> str:
     saved = run_dir / "config.json"
     if not saved.exists():
         return "new"
-    before = {k: v for k, v in json.loads(saved.read_text()).items() if k not in RUN_EXTENSION_KEYS}
+    # Through the typed config, so keys added since the run started read as their defaults.
+    before = run_identity(from_run_config(json.loads(saved.read_text())))
     now = run_identity(conf)
     if before != now:
         changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from logging import ERROR
 from typing import Any
 
@@ -38,15 +38,30 @@ class SharedKeysFedAvg(FedAvg):
     Args:
         split: the model's shared / personal keys; the server averages and sends the shared.
         round_offset: rounds already done (a resumed run numbers rounds from offset + 1).
+        lr_at: the learning rate sent as ``lr`` for a (run-wide) round number; ``None`` leaves
+            the train config as given.
+        evaluate_every: evaluate every N rounds, and always in round ``last_round``.
+        last_round: the run's final round number (run-wide).
         **kwargs: passed to :class:`flwr.serverapp.strategy.FedAvg`.
     """
 
-    def __init__(self, split: KeySplit, round_offset: int = 0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        split: KeySplit,
+        round_offset: int = 0,
+        lr_at: Callable[[int], float] | None = None,
+        evaluate_every: int = 1,
+        last_round: int = 0,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("train_metrics_aggr_fn", aggregate_metrics)
         kwargs.setdefault("evaluate_metrics_aggr_fn", aggregate_metrics)
         super().__init__(**kwargs)
         self.split = split
         self.round_offset = round_offset
+        self.lr_at = lr_at
+        self.evaluate_every = evaluate_every
+        self.last_round = last_round
         self.client_rows: list[dict[str, Any]] = []
         self.round_rows: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
@@ -54,12 +69,22 @@ class SharedKeysFedAvg(FedAvg):
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        return super().configure_train(server_round + self.round_offset, arrays, config, grid)
+        server_round += self.round_offset
+        if self.lr_at is not None:
+            config = ConfigRecord({**config, "lr": self.lr_at(server_round)})
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def evaluates(self, server_round: int) -> bool:
+        """Whether the clients evaluate after (run-wide) ``server_round``."""
+        return server_round % self.evaluate_every == 0 or server_round == self.last_round
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        return super().configure_evaluate(server_round + self.round_offset, arrays, config, grid)
+        server_round += self.round_offset
+        if not self.evaluates(server_round):
+            return []
+        return super().configure_evaluate(server_round, arrays, config, grid)
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
@@ -86,6 +111,8 @@ class SharedKeysFedAvg(FedAvg):
     ) -> MetricRecord | None:
         server_round += self.round_offset
         replies = list(replies)
+        if not self.evaluates(server_round):
+            return None
         for msg in replies:
             if msg.has_error():
                 self._record_failure("evaluate", server_round, msg, msg.error.reason)

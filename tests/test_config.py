@@ -51,6 +51,9 @@ def test_ill_typed_value_is_named():
         ("data.source", "web", "data.source"),
         ("train.lmbda", -1.0, "train.lmbda"),
         ("num_rounds", 0, "num_rounds"),
+        ("train.lr_decay_rounds", 7, "train.lr_decay_rounds"),  # more than num_rounds=6
+        ("train.lr_decay", 0.0, "train.lr_decay"),
+        ("strategy.evaluate_every", 0, "strategy.evaluate_every"),
     ],
 )
 def test_bad_values_fail_before_training(key, value, match):
@@ -112,6 +115,13 @@ def test_previous_run_is_skipped_resumed_or_refused(tmp_path):
     other, _ = split_config(composed(["num_rounds=3", "train.lmbda=0.1"]))
     with pytest.raises(ValueError, match="train.lmbda"):
         previous_run(other, run)
+    # a run saved before a config key existed resumes while that key keeps its default
+    older = {k: v for k, v in flatten(conf).items() if k != "train.lr_decay_rounds"}
+    (run / "config.json").write_text(json.dumps(older))
+    assert previous_run(conf, run) == "finished"
+    decayed, _ = split_config(composed(["num_rounds=3", "train.lr_decay_rounds=1"]))
+    with pytest.raises(ValueError, match="train.lr_decay_rounds"):
+        previous_run(decayed, run)
 
 
 def test_folder_source_without_root_fails_in_preflight():

@@ -116,10 +116,28 @@ def test_baselines_run_end_to_end(tmp_path, method):
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(
             "config",
-            overrides=[*OVERRIDES, f"strategy={method}", "num_rounds=1", "data.num_clients=2"],
+            overrides=[
+                *OVERRIDES,
+                f"strategy={method}",
+                "num_rounds=3",
+                "data.num_clients=2",
+                "train.lr=0.002",
+                "train.lr_decay_rounds=1",
+                "strategy.evaluate_every=2",
+            ],
         )
     summary = run_simulation(cfg, tmp_path / "run")
     assert summary["method"] == method and sorted(summary["clients"]) == ["0", "1"]
+    # the last round trains at lr * 0.1; clients evaluate every 2nd round and after the last
+    train_rows = list(csv.DictReader((tmp_path / "run" / "train.csv").open()))
+    lr = sorted((r["round"], round(float(r["lr"]), 8)) for r in train_rows)
+    assert lr == [("1", 0.002)] * 2 + [("2", 0.002)] * 2 + [("3", 0.0002)] * 2
+    evaluated = [r["round"] for r in csv.DictReader((tmp_path / "run" / "evaluate.csv").open())]
+    assert evaluated == ["2", "2", "3", "3"]
+    phases = [
+        (r["phase"], r["round"]) for r in csv.DictReader((tmp_path / "run" / "rounds.csv").open())
+    ]
+    assert ("evaluate", "1") not in phases and ("evaluate", "3") in phases
     up = summary["bytes_per_client_per_round"]["up"]
     model = create_model(ModelConfig(name="bmshj2018-factorized", N=8, M=12))
     if method == "local":

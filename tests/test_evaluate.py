@@ -5,7 +5,7 @@ from common.config import ModelConfig, TrainConfig
 from common.data import train_batches
 from common.evaluate import code_image, evaluate_coded, multiscale_ssim
 from common.model import create_model
-from common.train import train_steps
+from common.train import round_lr, train_steps
 
 
 def smooth_images(n, h, w, seed=0):
@@ -79,3 +79,12 @@ def test_ms_ssim_any_image_size(size):
     noisy = (x + 0.2 * torch.randn_like(x)).clamp(0, 1)
     assert multiscale_ssim(x, noisy) < 0.9
     assert torch.isnan(torch.tensor(multiscale_ssim(x[..., :8, :8], x[..., :8, :8])))
+
+
+def test_round_lr_decays_only_the_last_rounds():
+    constant = TrainConfig(lr=1e-3)
+    assert [round_lr(constant, r, 4) for r in (1, 4)] == [1e-3, 1e-3]
+    decayed = TrainConfig(lr=1e-3, lr_decay_rounds=2, lr_decay=0.1)
+    assert [round_lr(decayed, r, 5) for r in range(1, 6)] == pytest.approx(
+        [1e-3, 1e-3, 1e-3, 1e-4, 1e-4]
+    )
