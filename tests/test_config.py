@@ -119,9 +119,14 @@ def test_previous_run_is_skipped_resumed_or_refused(tmp_path):
     older = {k: v for k, v in flatten(conf).items() if k != "train.lr_decay_rounds"}
     (run / "config.json").write_text(json.dumps(older))
     assert previous_run(conf, run) == "finished"
-    decayed, _ = split_config(composed(["num_rounds=3", "train.lr_decay_rounds=1"]))
-    with pytest.raises(ValueError, match="train.lr_decay_rounds"):
-        previous_run(decayed, run)
+    # the schedule may change where the rounds done keep their lr: extend, then decay
+    (run / "config.json").write_text(json.dumps(flatten(conf)))
+    decayed, _ = split_config(composed(["num_rounds=5", "train.lr_decay_rounds=2"]))
+    assert previous_run(decayed, run) == "interrupted"
+    (run / "checkpoints" / "round-0003.pt").write_bytes(b"")
+    late, _ = split_config(composed(["num_rounds=3", "train.lr_decay_rounds=1"]))
+    with pytest.raises(ValueError, match="trained round 3 at lr 0.001"):
+        previous_run(late, run)
 
 
 def test_folder_source_without_root_fails_in_preflight():
