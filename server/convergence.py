@@ -1,13 +1,16 @@
 """Is a sweep converged enough to read R–D curves from it? Two checks, per run and curve.
 
 - ``loss``: the mean training loss over the last quarter of rounds moved less than
-  :data:`FLAT_PERCENT` from the quarter before (per run);
+  :data:`FLAT_PERCENT` from the quarter before (per run). In a run whose learning rate
+  dropped at the end, only the rounds at the final rate count (the drop itself is a step in
+  the loss, not a sign that training still moves);
 - ``monotone``: along λ, both the rate and the quality (PSNR) rise (per setting, method,
   client and seed) — otherwise the points are not yet a rate–distortion curve.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from itertools import pairwise
@@ -16,16 +19,33 @@ from typing import Any
 FLAT_PERCENT = 2.0
 
 
+def final_phase(points: list[tuple[int, float, float | None]]) -> list[float]:
+    """Losses of the trailing rounds trained at the run's final learning rate (all rounds
+    when no learning rate was recorded); ``points`` are (round, loss, lr) sorted by round."""
+    final_lr = points[-1][2]
+    if final_lr is None:
+        return [loss for _, loss, _ in points]
+    phase: list[float] = []
+    for _, loss, lr in reversed(points):
+        if lr is None or not math.isclose(lr, final_lr):
+            break
+        phase.insert(0, loss)
+    return phase
+
+
 def loss_rows(training: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per run: relative change of the train loss over its last quarter of rounds."""
-    by_run: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    """One row per run: relative change of the train loss over its last quarter of rounds
+    (of the rounds at the final learning rate, where that dropped)."""
+    by_run: dict[str, list[tuple[int, float, float | None]]] = defaultdict(list)
     for row in training:
-        by_run[row["run"]].append((row["round"], row["loss"]))
+        by_run[row["run"]].append((row["round"], row["loss"], row.get("lr")))
     rows = []
     for run, points in sorted(by_run.items()):
-        losses = [loss for _, loss in sorted(points)]
+        points.sort(key=lambda p: p[0])
+        losses = final_phase(points)
+        decayed = len(losses) < len(points)
         width = max(1, len(losses) // 4)
-        if len(losses) < 2 * width or len(losses) < 4:
+        if len(losses) < 2 * width or len(losses) < (2 if decayed else 4):
             rows.append(
                 {
                     "check": "loss",
@@ -90,7 +110,10 @@ def format_convergence(rows: list[dict[str, Any]]) -> str:
     """Two summary lines: flat losses per run, monotone curves."""
     lines = []
     for check, text in (
-        ("loss", f"train loss flat (<{FLAT_PERCENT:g}% over the last quarter of rounds)"),
+        (
+            "loss",
+            f"train loss flat (<{FLAT_PERCENT:g}% over the last quarter of rounds at the final lr)",
+        ),
         ("monotone", "rate and PSNR both rise with λ"),
     ):
         subset = [r for r in rows if r["check"] == check]

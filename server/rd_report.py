@@ -106,8 +106,9 @@ def collect(
         if rounds_csv.exists():
             for row in csv.DictReader(rounds_csv.open()):
                 if row["phase"] == "train":
+                    lr = float(row["lr"]) if row.get("lr") else None
                     training.append(
-                        {**base, "round": int(row["round"]), "loss": float(row["loss"])}
+                        {**base, "round": int(row["round"]), "loss": float(row["loss"]), "lr": lr}
                     )
     return results, training, settings
 

@@ -137,3 +137,20 @@ def test_convergence_checks_flag_moving_losses_and_broken_curves():
     assert curves["local"]["ok"] and not curves["fedavg"]["ok"]
     assert curves["fedavg"]["rate_rises"] and not curves["fedavg"]["psnr_rises"]
     assert "1 of 2 runs" in format_convergence(checks)
+
+
+def test_loss_check_reads_only_the_rounds_at_the_final_lr():
+    from server.convergence import loss_rows
+
+    # 6 rounds at lr 1e-3 still falling, then a decay step and 4 flat rounds at 1e-4
+    moving = [{"run": "a", "round": k, "loss": 20.0 - k, "lr": 1e-3} for k in range(1, 7)]
+    settled = [
+        {"run": "a", "round": k, "loss": 8.0 + 0.01 * (k % 2), "lr": 1e-4} for k in range(7, 11)
+    ]
+    [row] = loss_rows(moving + settled)
+    assert row["ok"] and abs(row["change_percent"]) < 2
+    falling = [{**r, "loss": 9.0 - 0.3 * i} for i, r in enumerate(settled)]
+    [row] = loss_rows(moving + falling)  # still falling at 1e-4
+    assert not row["ok"]
+    [row] = loss_rows(moving + settled[:1])  # one round at the final lr: nothing to compare
+    assert row["status"] == "too few rounds"
