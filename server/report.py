@@ -11,22 +11,44 @@ from omegaconf import DictConfig
 
 
 def collect_summaries(root: Path) -> list[dict[str, Any]]:
-    """Every ``summary.json`` under ``root`` (one per finished run)."""
-    return [json.loads(p.read_text()) for p in sorted(root.glob("**/summary.json"))]
+    """Every ``summary.json`` under ``root`` (one per finished run), with the run's ``seed``
+    and ``setting`` (see :func:`server.rd_report.setting_names`) added."""
+    from server.rd_report import setting_names
+
+    paths = sorted(root.glob("**/summary.json"))
+    configs = {p.parent: json.loads((p.parent / "config.json").read_text()) for p in paths}
+    settings = setting_names(configs) if configs else {}
+    return [
+        {
+            **json.loads(p.read_text()),
+            "seed": configs[p.parent]["seed"],
+            "setting": settings[p.parent],
+        }
+        for p in paths
+    ]
 
 
 def comparison_table(summaries: list[dict[str, Any]]) -> str:
-    """Methods side by side: pixel-weighted means and per-client PSNR / real bpp."""
+    """Methods side by side: pixel-weighted means and per-client PSNR / real bpp; a seed
+    column and a setting line appear when the sweep has more than one."""
     if not summaries:
         return "no finished runs"
     clients = sorted({c for s in summaries for c in s["clients"]}, key=int)
-    header = f"{'method':>13} {'lmbda':>8} {'bpp':>7} {'PSNR':>6} {'MS-SSIM':>7} {'KB/round':>9}"
+    seeds = len({s.get("seed", 0) for s in summaries}) > 1
+    header = f"{'method':>13} {'lmbda':>8}" + (f" {'seed':>4}" if seeds else "")
+    header += f" {'bpp':>7} {'PSNR':>6} {'MS-SSIM':>7} {'KB/round':>9}"
     header += "".join(f" {'c' + c + ' bpp/PSNR':>15}" for c in clients)
-    lines = [header]
-    for s in sorted(summaries, key=lambda s: (s["lmbda"], s["method"])):
+    lines = []
+    key = lambda s: (s.get("setting", "all"), s["lmbda"], s["method"], s.get("seed", 0))  # noqa: E731
+    setting = None
+    for s in sorted(summaries, key=key):
+        if s.get("setting", "all") != setting:
+            setting = s.get("setting", "all")
+            lines += ([f"setting: {setting}"] if setting != "all" else []) + [header]
         m = s["mean"]
-        line = (
-            f"{s['method']:>13} {s['lmbda']:8.4f} {m['real_bpp']:7.3f} {m['psnr']:6.2f} "
+        line = f"{s['method']:>13} {s['lmbda']:8.4f}" + (f" {s['seed']:>4}" if seeds else "")
+        line += (
+            f" {m['real_bpp']:7.3f} {m['psnr']:6.2f} "
             f"{m['ms_ssim']:7.4f} {s['bytes_per_client_per_round']['up'] / 1024:9.1f}"
         )
         for c in clients:

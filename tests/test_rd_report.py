@@ -154,3 +154,31 @@ def test_loss_check_reads_only_the_rounds_at_the_final_lr():
     assert not row["ok"]
     [row] = loss_rows(moving + settled[:1])  # one round at the final lr: nothing to compare
     assert row["status"] == "too few rounds"
+
+
+def test_comparison_table_separates_settings_and_seeds():
+    from server.report import comparison_table
+
+    def summary(setting, seed, bpp):
+        client = {"real_bpp": bpp, "psnr": 30.0, "ms_ssim": 0.9}
+        return {
+            "method": "local",
+            "lmbda": 0.01,
+            "mean": client,
+            "clients": {"0": client},
+            "bytes_per_client_per_round": {"up": 0},
+            "seed": seed,
+            "setting": setting,
+        }
+
+    table = comparison_table(
+        [summary("h=2", 0, 0.3), summary("h=0", 1, 0.2), summary("h=0", 0, 0.1)]
+    ).splitlines()
+    assert table[0] == "setting: h=0" and table[4] == "setting: h=2"
+    assert "seed" in table[1]
+    assert [line.split()[2] for line in (table[2], table[3], table[6])] == ["0", "1", "0"]
+    assert [line.split()[3] for line in (table[2], table[3], table[6])] == [
+        "0.100",
+        "0.200",
+        "0.300",
+    ]
