@@ -5,8 +5,10 @@
 
 Trains one model per λ on one client's crops (the Flower clients' own loop, `train_steps`),
 and every ``--every`` steps prints the test images' estimated bpp and PSNR (forward pass with
-rounding, all test images of the client). ``--decay-at`` drops the lr ×0.1 from that step,
-like ``train.lr_decay_rounds``. Without ``--root`` it uses the bundled images.
+rounding, all test images of the client). As in a Flower client, the optimizer starts afresh
+every ``--local-steps`` steps (one round). ``--decay-at`` drops the lr ×0.1 from the first
+round that starts at or after that step, like ``train.lr_decay_rounds``. Without ``--root``
+it uses the bundled images.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def main() -> None:
     parser.add_argument("--client", type=int, default=0)
     parser.add_argument("--lmbda", type=float, nargs="+", default=[0.0018, 0.05])
     parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--every", type=int, default=500)
+    parser.add_argument("--every", type=int, default=500, help="evaluate every N steps")
+    parser.add_argument("--local-steps", type=int, default=50, help="steps per round (optimizer)")
     parser.add_argument("--decay-at", type=int, default=0, help="step of the lr drop (0: none)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--N", type=int, default=32)
@@ -69,11 +72,14 @@ def main() -> None:
         batches = train_batches(data.train, args.crop, args.batch, seed=0)
         done, started = 0, time.perf_counter()
         while done < args.steps:
+            # like a Flower client: a fresh optimizer every `--local-steps` (one round)
             lr = args.lr * (0.1 if args.decay_at and done >= args.decay_at else 1.0)
-            steps = min(args.every, args.steps - done)
+            steps = min(args.local_steps, args.steps - done)
             conf = TrainConfig(lmbda=lmbda, lr=lr, local_steps=steps)
             logs = train_steps(model, batches, conf, torch.device("cpu"))
             done += steps
+            if done % args.every and done < args.steps:
+                continue
             bpp, psnr = test_point(model, data.test)
             print(
                 f"λ={lmbda:<7g} step {done:6d}  lr {lr:.0e}  train loss {logs['loss']:8.3f}  "

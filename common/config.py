@@ -204,6 +204,11 @@ def flatten(config: RunConfig) -> dict[str, bool | int | float | str]:
 
 # Keys that may change while a run is the same run (extended, resumed, moved).
 RUN_EXTENSION_KEYS = frozenset({"num_rounds", "resume", "output_dir", "state_dir"})
+# Keys that may change when a run continues, as long as the rounds it has done keep their
+# learning rate (checked where runs resume): the lr schedule and how often clients evaluate.
+RUN_SCHEDULE_KEYS = frozenset(
+    {"train.lr_decay_rounds", "train.lr_decay", "strategy.evaluate_every"}
+)
 
 
 def run_identity(config: RunConfig) -> dict[str, bool | int | float | str]:
@@ -212,8 +217,10 @@ def run_identity(config: RunConfig) -> dict[str, bool | int | float | str]:
 
 
 def run_key(config: RunConfig) -> str:
-    """A short hash of :func:`run_identity`, naming a run's files outside its directory."""
-    text = json.dumps(run_identity(config), sort_keys=True)
+    """A short hash of :func:`run_identity` without :data:`RUN_SCHEDULE_KEYS`, naming a run's
+    files outside its directory (so a run keeps its client state when its schedule changes)."""
+    identity = {k: v for k, v in run_identity(config).items() if k not in RUN_SCHEDULE_KEYS}
+    text = json.dumps(identity, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -19,18 +19,20 @@ from typing import Any
 FLAT_PERCENT = 2.0
 
 
-def final_phase(points: list[tuple[int, float, float | None]]) -> list[float]:
-    """Losses of the trailing rounds trained at the run's final learning rate (all rounds
-    when no learning rate was recorded); ``points`` are (round, loss, lr) sorted by round."""
-    final_lr = points[-1][2]
-    if final_lr is None:
-        return [loss for _, loss, _ in points]
+def final_phase(points: list[tuple[int, float, float | None]]) -> tuple[list[float], bool]:
+    """Losses of the trailing rounds trained at the run's final learning rate, and whether
+    the lr changed before them; rounds with no lr recorded are left out (all rounds when
+    none has one). ``points`` are (round, loss, lr) sorted by round."""
+    known = [(loss, lr) for _, loss, lr in points if lr is not None]
+    if not known:
+        return [loss for _, loss, _ in points], False
+    final_lr = known[-1][1]
     phase: list[float] = []
-    for _, loss, lr in reversed(points):
-        if lr is None or not math.isclose(lr, final_lr):
-            break
+    for loss, lr in reversed(known):
+        if not math.isclose(lr, final_lr):
+            return phase, True
         phase.insert(0, loss)
-    return phase
+    return phase, False
 
 
 def loss_rows(training: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -42,8 +44,7 @@ def loss_rows(training: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for run, points in sorted(by_run.items()):
         points.sort(key=lambda p: p[0])
-        losses = final_phase(points)
-        decayed = len(losses) < len(points)
+        losses, decayed = final_phase(points)
         width = max(1, len(losses) // 4)
         if len(losses) < 2 * width or len(losses) < (2 if decayed else 4):
             rows.append(

@@ -7,7 +7,7 @@ every trainable key, ``local`` shares nothing; all run the same rounds and local
 from __future__ import annotations
 
 import time
-from logging import INFO
+from logging import INFO, WARNING
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
@@ -100,6 +100,13 @@ def main(grid: Grid, context: Context) -> None:
         initial.count_bytes(),
         time.perf_counter() - started,
     )
+    if summary["rounds"] != conf.num_rounds:
+        log(
+            WARNING,
+            "fedntc: results are from round %d, not the last round %d (its evaluation failed)",
+            summary["rounds"],
+            conf.num_rounds,
+        )
     recorder.write_summary(summary)
     for line in format_summary(summary).splitlines():
         log(INFO, "%s", line)

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from common.config import (
+    RUN_SCHEDULE_KEYS,
     ConfigError,
     RunConfig,
     flatten,
@@ -152,11 +153,6 @@ def run_simulation(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
     return read_summary(run_dir, code)
 
 
-# Keys of the learning-rate schedule: a run may change them when the rounds it has done keep
-# their learning rate (e.g. extend a run and give it a final decay).
-SCHEDULE_KEYS = frozenset({"train.lr_decay_rounds", "train.lr_decay"})
-
-
 def rounds_done(run_dir: Path) -> int:
     """The last round checkpointed in ``run_dir`` (0 if none)."""
     found = sorted((run_dir / "checkpoints").glob("round-*.pt"))
@@ -176,7 +172,7 @@ def previous_run(conf: RunConfig, run_dir: Path) -> str:
     old = from_run_config(json.loads(saved.read_text()))
     before, now = run_identity(old), run_identity(conf)
     changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-    if set(changed) - SCHEDULE_KEYS:
+    if set(changed) - RUN_SCHEDULE_KEYS:
         raise ValueError(
             f"{run_dir} holds a run with another config (keys {changed}); "
             "use a new output_dir or sweep directory"

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from common.config import ConfigError, RunConfig, flatten, from_run_config
+from common.config import ConfigError, RunConfig, flatten, from_run_config, run_key
 from server.simulate import split_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +124,7 @@ def test_previous_run_is_skipped_resumed_or_refused(tmp_path):
     decayed, _ = split_config(composed(["num_rounds=5", "train.lr_decay_rounds=2"]))
     assert previous_run(decayed, run) == "interrupted"
     (run / "checkpoints" / "round-0003.pt").write_bytes(b"")
+    assert run_key(decayed) == run_key(conf)  # clients find their state under the new schedule
     late, _ = split_config(composed(["num_rounds=3", "train.lr_decay_rounds=1"]))
     with pytest.raises(ValueError, match="trained round 3 at lr 0.001"):
         previous_run(late, run)

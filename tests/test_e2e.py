@@ -93,7 +93,14 @@ def test_personalized_simulation_end_to_end(tmp_path, monkeypatch):
     # resume: the same run directory continues after its last checkpoint (round 2) to round 3
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         again = compose(
-            "config", overrides=[*OVERRIDES, "num_rounds=3", "resume=true", f"output_dir={run_dir}"]
+            "config",
+            overrides=[
+                *OVERRIDES,
+                "num_rounds=3",
+                "train.lr_decay_rounds=1",  # a new schedule that leaves rounds 1-2 as they were
+                "resume=true",
+                f"output_dir={run_dir}",
+            ],
         )
     resumed = run_simulation(again, run_dir)
     assert resumed["rounds"] == 3
@@ -106,6 +113,7 @@ def test_personalized_simulation_end_to_end(tmp_path, monkeypatch):
     # round 3 started from each client's round-2 personal state, reloaded from disk
     round3 = [r for r in csv.DictReader((run_dir / "train.csv").open()) if r["round"] == "3"]
     assert [int(float(r["state-round"])) for r in round3] == [2, 2, 2]
+    assert {round(float(r["lr"]), 8) for r in round3} == {round(conf.train.lr * 0.1, 8)}
     assert not any(cwd.iterdir()), "nothing may be written to the working directory"
 
 

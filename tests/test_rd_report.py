@@ -154,6 +154,13 @@ def test_loss_check_reads_only_the_rounds_at_the_final_lr():
     assert not row["ok"]
     [row] = loss_rows(moving + settled[:1])  # one round at the final lr: nothing to compare
     assert row["status"] == "too few rounds"
+    # rounds without a recorded lr (older runs) neither end the phase nor count as a decay
+    unknown = [{"run": "a", "round": k, "loss": 20.0 - k, "lr": None} for k in (1, 2, 3)]
+    unknown += [{"run": "a", "round": k, "loss": 10.0, "lr": 1e-3} for k in range(4, 9)]
+    [row] = loss_rows(unknown)
+    assert row["ok"]
+    [row] = loss_rows(unknown[-3:])  # 3 rounds, no decay: fewer than the 4 needed
+    assert row["status"] == "too few rounds"
 
 
 def test_comparison_table_separates_settings_and_seeds():
