@@ -26,6 +26,7 @@ import math
 import statistics
 import warnings
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +167,15 @@ def bd_rate(
     anchor: tuple[list[float], list[float]], test: tuple[list[float], list[float]]
 ) -> tuple[float, str]:
     """BD-rate in % (negative: ``test`` needs less rate) and a status: ``ok``, ``too few
-    points`` (under 2 λ values) or ``no overlap`` (PSNR ranges overlap too little)."""
+    points`` (under 2 λ values), ``not monotone`` (PSNR does not rise with the rate along a
+    curve, so there is no R–D curve to integrate) or ``no overlap`` (PSNR ranges overlap too
+    little)."""
     if min(len(anchor[0]), len(test[0])) < 2:
         return math.nan, "too few points"
+    for rates, psnrs in (anchor, test):
+        ordered = [q for _, q in sorted(zip(rates, psnrs, strict=True))]
+        if any(a >= b for a, b in pairwise(ordered)):
+            return math.nan, "not monotone"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -333,15 +340,22 @@ def plot_gain(table: list[dict[str, Any]], path: Path) -> None:
 
 
 def build_report(
-    sweep_dir: Path, out_dir: Path | None = None
+    sweep_dir: Path, out_dir: Path | None = None, lmbdas: list[float] | None = None
 ) -> tuple[Path, list[dict[str, Any]], list[dict[str, Any]]]:
     """Write results.csv, classic.csv (images), bound.csv (vectors), rd.png, training.png,
     bd_rate.csv and convergence.csv; return the output folder, the BD-rate table and the
     convergence checks. A sweep over several
-    settings (e.g. heterogeneity) gets one subfolder of plots per setting and ``gain.png``."""
+    settings (e.g. heterogeneity) gets one subfolder of plots per setting and ``gain.png``.
+    ``lmbdas`` keeps only the runs of those λ values (e.g. to leave out an unconverged one)."""
     out_dir = out_dir or sweep_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     results, training, settings = collect(sweep_dir)
+    if lmbdas:
+        keep = {round(x, 12) for x in lmbdas}
+        results = [r for r in results if round(r["lmbda"], 12) in keep]
+        training = [r for r in training if round(r["lmbda"], 12) in keep]
+        if not results:
+            raise ValueError(f"no finished runs with λ in {sorted(keep)} under {sweep_dir}")
     atomic_write_csv(results, out_dir / "results.csv")
     table, classic_all, bounds_all = [], [], []
     for name, conf in sorted(settings.items()):
@@ -393,8 +407,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="fedntc-report", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path)
     parser.add_argument("--out", type=Path, help="default: SWEEP_DIR/report")
+    parser.add_argument(
+        "--lmbda", type=float, nargs="+", help="only the runs of these λ values (default: all)"
+    )
     args = parser.parse_args(argv)
-    out, table, convergence = build_report(args.sweep_dir, args.out)
+    out, table, convergence = build_report(args.sweep_dir, args.out, args.lmbda)
     print(format_bd(table))
     print(format_convergence(convergence))
     print(f"report written to {out}")

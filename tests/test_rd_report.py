@@ -31,6 +31,10 @@ def test_bd_rate_says_why_it_cannot_compare():
     assert bd_rate((RATES[:1], PSNRS[:1]), (RATES[:1], PSNRS[:1]))[1] == "too few points"
     value, status = bd_rate((RATES, PSNRS), (RATES, [p + 20 for p in PSNRS]))
     assert status == "no overlap" and math.isnan(value)
+    bent = [28.0, 31.0, 34.0, 33.0]  # the highest rate buys less quality: not a curve yet
+    value, status = bd_rate((RATES, PSNRS), (RATES, bent))
+    assert status == "not monotone" and math.isnan(value)
+    assert bd_rate((RATES[:3], PSNRS[:3]), (RATES[:3], bent[:3]))[1] == "ok"
 
 
 def test_bd_table_over_seeds():
@@ -119,6 +123,12 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
     # two rounds are too few to call a loss flat; every written curve rises with λ
     assert {r["status"] for r in convergence if r["check"] == "loss"} == {"too few rounds"}
     assert all(r["ok"] for r in convergence if r["check"] == "monotone")
+    # a report over a subset of λ leaves the other runs out of every table
+    out, table, _ = build_report(tmp_path / "sweep", tmp_path / "subset", [1e-4, 3e-4, 1e-3])
+    kept = {float(r["lmbda"]) for r in csv.DictReader((out / "results.csv").open())}
+    assert kept == {1e-4, 3e-4, 1e-3}
+    with pytest.raises(ValueError, match="no finished runs with λ"):
+        build_report(tmp_path / "sweep", tmp_path / "none", [0.5])
 
 
 def test_convergence_checks_flag_moving_losses_and_broken_curves():
