@@ -14,14 +14,13 @@ it uses the bundled images.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import torch
 
 from common.config import DataConfig, ModelConfig, TrainConfig
 from common.data import load_client_data, train_batches
-from common.evaluate import pad_to
+from common.evaluate import pad_to, psnr
 from common.model import create_model, stride
 from common.train import train_steps
 
@@ -35,10 +34,9 @@ def test_point(model: torch.nn.Module, images: list[torch.Tensor]) -> tuple[floa
             x = image.float().div(255).unsqueeze(0)
             padded, _ = pad_to(x, stride(model))
             out = model(padded)
-            x_hat = out["x_hat"].clamp(0, 1)[..., : x.shape[2], : x.shape[3]]
             bits += sum(float(-torch.log2(p).sum()) for p in out["likelihoods"].values())
             pixels += x.shape[2] * x.shape[3]
-            psnrs.append(-10 * math.log10(float(torch.mean((x - x_hat) ** 2))))
+            psnrs.append(psnr(x, out["x_hat"][..., : x.shape[2], : x.shape[3]]))
     return bits / pixels, sum(psnrs) / len(psnrs)
 
 

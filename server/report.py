@@ -39,9 +39,11 @@ def comparison_table(summaries: list[dict[str, Any]]) -> str:
     header += f" {'bpp':>7} {'PSNR':>6} {'MS-SSIM':>7} {'KB/round':>9}"
     header += "".join(f" {'c' + c + ' bpp/PSNR':>15}" for c in clients)
     lines = []
-    key = lambda s: (s.get("setting", "all"), s["lmbda"], s["method"], s.get("seed", 0))  # noqa: E731
     setting = None
-    for s in sorted(summaries, key=key):
+    for s in sorted(
+        summaries,
+        key=lambda s: (s.get("setting", "all"), s["lmbda"], s["method"], s.get("seed", 0)),
+    ):
         if s.get("setting", "all") != setting:
             setting = s.get("setting", "all")
             lines += ([f"setting: {setting}"] if setting != "all" else []) + [header]

@@ -26,6 +26,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
+from common.checkpoint import latest_checkpoint
 from common.config import (
     RUN_SCHEDULE_KEYS,
     ConfigError,
@@ -155,8 +156,10 @@ def run_simulation(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
 
 def rounds_done(run_dir: Path) -> int:
     """The last round checkpointed in ``run_dir`` (0 if none)."""
-    found = sorted((run_dir / "checkpoints").glob("round-*.pt"))
-    return int(found[-1].stem.removeprefix("round-")) if found else 0
+    try:
+        return int(latest_checkpoint(run_dir).stem.removeprefix("round-"))
+    except FileNotFoundError:
+        return 0
 
 
 def previous_run(conf: RunConfig, run_dir: Path) -> str:
