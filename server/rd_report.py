@@ -1,15 +1,18 @@
 """Rate–distortion report of a sweep: results CSV, R–D and training plots, BD-rate table.
 
-    fedntc-report SWEEP_DIR [--out DIR]
+    fedntc-report SOURCE [SOURCE ...] [--out DIR] [--lmbda L ...]
 
-Reads every run (``config.json``, ``summary.json``, ``rounds.csv``) under ``SWEEP_DIR`` and
-writes, without retraining: ``results.csv`` (per run and client, plus the pixel-weighted mean
-as client ``mean``), ``classic.csv`` (JPEG/WebP on the same test images, image data only),
-``bound.csv`` (each client's Shannon lower bound, vector source only), ``rd.png`` (one panel
-per client plus the mean; mean over seeds with their spread), ``training.png`` (train loss
-per round), ``bd_rate.csv`` (Bjøntegaard delta rate, PSNR based, of ``personalized``
-against ``local`` and ``fedavg``, per client and seed, and over seeds) and ``convergence.csv``
-(flat losses per run, rate and PSNR rising with λ per curve; see ``server.convergence``).
+Reads every run (``config.json``, ``summary.json``, ``rounds.csv``) under each sweep folder,
+or the CSVs of an earlier report folder (so a report regenerates, and seeds trained apart
+merge, without the run directories), and writes, without retraining: ``results.csv`` (per
+run and client, plus the pixel-weighted mean as client ``mean``), ``training.csv`` (train
+loss and lr per run and round), ``settings.json`` (each setting's config), ``classic.csv``
+(JPEG/WebP on the same test images, image data only), ``bound.csv`` (each client's Shannon
+lower bound, vector source only), ``rd.png`` (one panel per client plus the mean; mean over
+seeds with their spread), ``training.png`` (train loss per round), ``bd_rate.csv``
+(Bjøntegaard delta rate, PSNR based, of ``personalized`` against ``local`` and ``fedavg``,
+per client and seed, and over seeds) and ``convergence.csv`` (flat losses per run, rate and
+PSNR rising with λ per curve; see ``server.convergence``).
 
 Runs whose configs differ in more than method, λ and seed (a sweep over
 ``data.heterogeneity`` or ``data.num_clients``, say) form separate settings: each gets its
@@ -20,8 +23,6 @@ the mean client against the setting.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import math
 import statistics
 import warnings
@@ -36,11 +37,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common.checkpoint import atomic_write_csv  # noqa: E402
+from common.checkpoint import atomic_write_csv, atomic_write_text  # noqa: E402
 from common.classic import classic_curves  # noqa: E402
-from common.config import RunConfig, from_run_config, run_identity  # noqa: E402
+from common.config import RunConfig  # noqa: E402
 from common.data import load_client_data, vectors  # noqa: E402
 from server.convergence import convergence_rows, format_convergence  # noqa: E402
+from server.report_sources import is_report_dir, load_sources, settings_json  # noqa: E402
 
 METHODS = ("personalized", "fedavg", "local")
 COLORS = {"personalized": "C0", "fedavg": "C1", "local": "C2", "JPEG": "0.5", "WebP": "0.2"}
@@ -48,70 +50,6 @@ AXES = {
     "images": ("bits per pixel (real bitstreams)", "PSNR (dB)"),
     "vectors": ("bits per vector (real bitstreams)", "-10 log10 MSE per dimension (dB)"),
 }
-
-
-# Keys that tell the points of one R–D comparison apart; any other key that differs between
-# runs of a sweep defines a separate setting (e.g. data.heterogeneity, data.num_clients).
-POINT_KEYS = frozenset({"strategy.method", "strategy.shared_prefixes", "train.lmbda", "seed"})
-
-
-def setting_names(configs: dict[Path, dict[str, Any]]) -> dict[Path, str]:
-    """Name each run's setting by the config keys (other than :data:`POINT_KEYS` and
-    ``strategy.min_clients``) whose values differ across the sweep; ``all`` if none do."""
-    identities = {run: run_identity(from_run_config(c)) for run, c in configs.items()}
-    ignored = POINT_KEYS | {"strategy.min_clients"}
-    keys = sorted(
-        k
-        for k in set().union(*identities.values())
-        if k not in ignored and len({str(i.get(k)) for i in identities.values()}) > 1
-    )
-    return {
-        run: ",".join(f"{k}={identity.get(k)}" for k in keys) or "all"
-        for run, identity in identities.items()
-    }
-
-
-def collect(
-    sweep_dir: Path,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, RunConfig]]:
-    """Result rows (run x client, plus ``mean``), training rows and one config per setting,
-    over every finished run."""
-    configs = {
-        p.parent: json.loads((p.parent / "config.json").read_text())
-        for p in sorted(sweep_dir.glob("**/summary.json"))
-    }
-    if not configs:
-        raise FileNotFoundError(f"no finished runs (summary.json) under {sweep_dir}")
-    names = setting_names(configs)
-    results, training, settings = [], [], {}
-    for run, conf in configs.items():
-        summary = json.loads((run / "summary.json").read_text())
-        settings.setdefault(names[run], from_run_config(conf))
-        base = {
-            "setting": names[run],
-            "method": summary["method"],
-            "lmbda": summary["lmbda"],
-            "seed": conf["seed"],
-            "rounds": summary["rounds"],
-            "run": str(run.relative_to(sweep_dir)),
-        }
-        for client, metrics in [*summary["clients"].items(), ("mean", summary["mean"])]:
-            results.append(
-                {
-                    **base,
-                    "client": client,
-                    **{k: metrics[k] for k in ("real_bpp", "est_bpp", "psnr", "ms_ssim")},
-                }
-            )
-        rounds_csv = run / "rounds.csv"
-        if rounds_csv.exists():
-            for row in csv.DictReader(rounds_csv.open()):
-                if row["phase"] == "train":
-                    lr = float(row["lr"]) if row.get("lr") else None
-                    training.append(
-                        {**base, "round": int(row["round"]), "loss": float(row["loss"]), "lr": lr}
-                    )
-    return results, training, settings
 
 
 def classic_rows(conf: RunConfig, clients: list[str]) -> list[dict[str, Any]]:
@@ -340,30 +278,44 @@ def plot_gain(table: list[dict[str, Any]], path: Path) -> None:
 
 
 def build_report(
-    sweep_dir: Path, out_dir: Path | None = None, lmbdas: list[float] | None = None
+    sources: Path | list[Path], out_dir: Path | None = None, lmbdas: list[float] | None = None
 ) -> tuple[Path, list[dict[str, Any]], list[dict[str, Any]]]:
-    """Write results.csv, classic.csv (images), bound.csv (vectors), rd.png, training.png,
-    bd_rate.csv and convergence.csv; return the output folder, the BD-rate table and the
-    convergence checks. A sweep over several
-    settings (e.g. heterogeneity) gets one subfolder of plots per setting and ``gain.png``.
-    ``lmbdas`` keeps only the runs of those λ values (e.g. to leave out an unconverged one)."""
-    out_dir = out_dir or sweep_dir / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results, training, settings = collect(sweep_dir)
+    """Write results.csv, training.csv, settings.json, classic.csv (images), bound.csv
+    (vectors), rd.png, training.png, bd_rate.csv and convergence.csv; return the output
+    folder, the BD-rate table and the convergence checks.
+
+    ``sources`` are sweep folders and/or earlier report folders (see
+    :mod:`server.report_sources`); the default ``out_dir`` is ``report/`` in a single sweep
+    folder. A sweep over several settings (e.g. heterogeneity) gets one subfolder of plots
+    per setting and ``gain.png``. ``lmbdas`` keeps only the runs of those λ values (e.g. to
+    leave out an unconverged one)."""
+    sources = [sources] if isinstance(sources, Path) else sources
+    if out_dir is None:
+        if len(sources) != 1 or is_report_dir(sources[0]):
+            raise ValueError("name the output folder (--out) to read several sources or a report")
+        out_dir = sources[0] / "report"
+    rows_in = load_sources(sources)
+    results, training, settings = rows_in.results, rows_in.training, rows_in.settings
     if lmbdas:
         keep = {round(x, 12) for x in lmbdas}
         results = [r for r in results if round(r["lmbda"], 12) in keep]
         training = [r for r in training if round(r["lmbda"], 12) in keep]
         if not results:
-            raise ValueError(f"no finished runs with λ in {sorted(keep)} under {sweep_dir}")
+            raise ValueError(f"no finished runs with λ in {sorted(keep)} in {sources}")
+    out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(results, out_dir / "results.csv")
+    atomic_write_csv(training, out_dir / "training.csv")
+    atomic_write_text(settings_json(settings), out_dir / "settings.json")
     table, classic_all, bounds_all = [], [], []
     for name, conf in sorted(settings.items()):
         rows = [r for r in results if r["setting"] == name]
         clients = sorted({r["client"] for r in rows if r["client"] != "mean"}, key=int)
-        classic = classic_rows(conf, clients)
+        if name in rows_in.classic:
+            classic = [r for r in rows_in.classic[name] if r["client"] in [*clients, "mean"]]
+        else:
+            classic = [{"setting": name, **r} for r in classic_rows(conf, clients)]
         bounds = bound_rows(conf, clients, rows)
-        classic_all += [{"setting": name, **r} for r in classic]
+        classic_all += classic
         bounds_all += [{"setting": name, **r} for r in bounds]
         table += [{"setting": name, **r} for r in bd_table(rows)]
         folder = out_dir if len(settings) == 1 else out_dir / name
@@ -405,13 +357,22 @@ def format_bd(table: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="fedntc-report", description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("--out", type=Path, help="default: SWEEP_DIR/report")
+    parser.add_argument(
+        "sources",
+        type=Path,
+        nargs="+",
+        metavar="SOURCE",
+        help="sweep folder(s) of finished runs and/or earlier report folder(s), merged",
+    )
+    parser.add_argument("--out", type=Path, help="default: SWEEP_DIR/report (one sweep)")
     parser.add_argument(
         "--lmbda", type=float, nargs="+", help="only the runs of these λ values (default: all)"
     )
     args = parser.parse_args(argv)
-    out, table, convergence = build_report(args.sweep_dir, args.out, args.lmbda)
+    try:
+        out, table, convergence = build_report(args.sources, args.out, args.lmbda)
+    except (FileNotFoundError, ValueError) as e:
+        parser.exit(2, f"fedntc-report: error: {e}\n")
     print(format_bd(table))
     print(format_convergence(convergence))
     print(f"report written to {out}")

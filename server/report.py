@@ -12,8 +12,8 @@ from omegaconf import DictConfig
 
 def collect_summaries(root: Path) -> list[dict[str, Any]]:
     """Every ``summary.json`` under ``root`` (one per finished run), with the run's ``seed``
-    and ``setting`` (see :func:`server.rd_report.setting_names`) added."""
-    from server.rd_report import setting_names
+    and ``setting`` (see :func:`server.report_sources.setting_names`) added."""
+    from server.report_sources import setting_names
 
     paths = sorted(root.glob("**/summary.json"))
     configs = {p.parent: json.loads((p.parent / "config.json").read_text()) for p in paths}

@@ -20,6 +20,7 @@ from common.paths import run_dir
 from common.split import KeySplit
 from common.train import round_lr
 from server.results import RunRecorder, format_summary, summarize
+from server.resume import previous_run
 from server.strategy import SharedKeysFedAvg
 
 app = ServerApp()
@@ -32,6 +33,8 @@ def main(grid: Grid, context: Context) -> None:
     conf = from_run_config(context.run_config)
     model = create_model(conf.model, seed=conf.seed)
     split = KeySplit.from_keys(model.state_dict(), conf.strategy.shared_prefixes)
+    if conf.resume:  # before config.json is rewritten: refuse a run of another config
+        previous_run(conf, run_dir(conf, context.run_id))
     recorder = RunRecorder(run_dir(conf, context.run_id), conf)
     log(
         INFO,

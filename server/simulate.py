@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,19 +25,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from common.checkpoint import latest_checkpoint
-from common.config import (
-    RUN_SCHEDULE_KEYS,
-    ConfigError,
-    RunConfig,
-    flatten,
-    from_mapping,
-    from_run_config,
-    run_identity,
-)
+from common.config import ConfigError, RunConfig, flatten, from_mapping
 from common.preflight import preflight
-from common.train import round_lr
 from server.results import format_summary
+from server.resume import previous_run
 from server.superlink import CONNECTION, LocalSimulationLink, flower_executable
 
 log = logging.getLogger(__name__)
@@ -152,48 +142,6 @@ def run_simulation(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             conf, run_dir, link.env, CONNECTION, federation_options(conf, sim), sim.timeout_s
         )
     return read_summary(run_dir, code)
-
-
-def rounds_done(run_dir: Path) -> int:
-    """The last round checkpointed in ``run_dir`` (0 if none)."""
-    try:
-        return int(latest_checkpoint(run_dir).stem.removeprefix("round-"))
-    except FileNotFoundError:
-        return 0
-
-
-def previous_run(conf: RunConfig, run_dir: Path) -> str:
-    """``new``, ``finished`` or ``interrupted`` for a run of ``conf`` in ``run_dir``.
-
-    Raises if ``run_dir`` holds a run of a different config, or if ``conf`` would change the
-    learning rate of a round that run has already trained.
-    """
-    saved = run_dir / "config.json"
-    if not saved.exists():
-        return "new"
-    # Through the typed config, so keys added since the run started read as their defaults.
-    old = from_run_config(json.loads(saved.read_text()))
-    before, now = run_identity(old), run_identity(conf)
-    changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
-    if set(changed) - RUN_SCHEDULE_KEYS:
-        raise ValueError(
-            f"{run_dir} holds a run with another config (keys {changed}); "
-            "use a new output_dir or sweep directory"
-        )
-    done = rounds_done(run_dir)
-    for server_round in range(1, done + 1):
-        was = round_lr(old.train, server_round, old.num_rounds)
-        will = round_lr(conf.train, server_round, conf.num_rounds)
-        if not math.isclose(was, will):
-            raise ValueError(
-                f"{run_dir} trained round {server_round} at lr {was:g}; this config "
-                f"({', '.join(changed) or 'num_rounds'}) gives it lr {will:g}. Use a new "
-                "output_dir, or a schedule that leaves the rounds already done unchanged"
-            )
-    summary = run_dir / "summary.json"
-    if summary.exists() and json.loads(summary.read_text())["rounds"] >= conf.num_rounds:
-        return "finished"
-    return "interrupted" if done else "new"
 
 
 def submit_run(

@@ -97,7 +97,7 @@ def test_console_scripts_find_the_config_from_any_directory(tmp_path, script):
 def test_previous_run_is_skipped_resumed_or_refused(tmp_path):
     import json
 
-    from server.simulate import previous_run
+    from server.resume import previous_run
 
     conf, _ = split_config(composed(["num_rounds=3"]))
     run = tmp_path / "run"
@@ -128,6 +128,31 @@ def test_previous_run_is_skipped_resumed_or_refused(tmp_path):
     late, _ = split_config(composed(["num_rounds=3", "train.lr_decay_rounds=1"]))
     with pytest.raises(ValueError, match="trained round 3 at lr 0.001"):
         previous_run(late, run)
+
+
+def test_server_app_refuses_to_resume_a_run_of_another_config(tmp_path):
+    """A deployed run (resume=true, no fedntc-simulate in front) is checked by the ServerApp
+    itself, before it rewrites the run's config.json or touches the grid."""
+    import json
+
+    from flwr.app import Context, RecordDict
+
+    from server.server_app import main
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "round-0001.pt").write_bytes(b"")
+    saved, _ = split_config(composed(["num_rounds=3", f"output_dir={run}"]))
+    (run / "config.json").write_text(json.dumps(flatten(saved)))
+    other, _ = split_config(
+        composed(["num_rounds=3", "train.lmbda=0.1", "resume=true", f"output_dir={run}"])
+    )
+    context = Context(
+        run_id=7, node_id=0, node_config={}, state=RecordDict(), run_config=flatten(other)
+    )
+    with pytest.raises(ValueError, match="train.lmbda"):
+        main(None, context)  # the grid is never reached
+    assert json.loads((run / "config.json").read_text()) == flatten(saved)
 
 
 def test_folder_source_without_root_fails_in_preflight():

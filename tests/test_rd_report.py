@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from server.rd_report import bd_rate, bd_table, curve
+from server.rd_report import METHODS, bd_rate, bd_table, curve
 
 RATES = [0.1, 0.2, 0.4, 0.8]
 PSNRS = [28.0, 31.0, 34.0, 37.0]
@@ -199,3 +199,60 @@ def test_comparison_table_separates_settings_and_seeds():
         "0.200",
         "0.300",
     ]
+
+
+def vector_conf(method, lmbda, seed=0):
+    from common.config import DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig
+
+    prefixes = {"personalized": ["g_a", "g_s"], "local": [], "fedavg": ["*"]}[method]
+    return RunConfig(
+        model=ModelConfig(name="fedntc-vector", M=2, input_dim=2),
+        data=DataConfig(source="vectors", num_clients=2, latent_dim=2),
+        train=TrainConfig(lmbda=lmbda),
+        strategy=StrategyConfig(method=method, shared_prefixes=prefixes, min_clients=2),
+        seed=seed,
+    )
+
+
+def test_report_regenerates_from_its_csvs_and_merges_seeds_trained_apart(tmp_path):
+    """A report folder alone (no run directories) redraws the same tables; seed 0 kept as a
+    report and seed 1 as a fresh sweep merge into one BD-rate over two seeds; the same point
+    in two sources is refused."""
+    import csv
+    import shutil
+
+    from server.rd_report import build_report, main
+
+    saving = {0: 0.9, 1: 0.8}  # personalized's rate relative to the baselines, per seed
+    for seed, scale in saving.items():
+        for method in METHODS:
+            for lmbda in (1e-4, 3e-4, 1e-3, 3e-3):
+                conf = vector_conf(method, lmbda, seed)
+                write_run(tmp_path / f"seed{seed}", conf, scale if method == "personalized" else 1)
+    kept, _, _ = build_report(tmp_path / "seed0", tmp_path / "kept")
+    shutil.rmtree(tmp_path / "seed0")  # the report folder alone is enough from here on
+
+    def read(path):
+        return [{k: v for k, v in r.items() if k != "source"} for r in csv.DictReader(path.open())]
+
+    again, table, _ = build_report(kept, tmp_path / "again")
+    for name in ("results.csv", "training.csv", "bd_rate.csv", "convergence.csv", "bound.csv"):
+        assert read(again / name) == read(kept / name), name
+    assert (again / "settings.json").read_text() == (kept / "settings.json").read_text()
+
+    merged, table, _ = build_report([kept, tmp_path / "seed1"], tmp_path / "merged")
+    overall = next(
+        r for r in table if r["anchor"] == "fedavg" and r["client"] == "mean" and r["seed"] == "all"
+    )
+    assert overall["seeds_compared"] == 2
+    assert overall["bd_rate_percent"] == pytest.approx(-15.0, abs=0.05)
+    assert overall["std_over_seeds"] == pytest.approx(5.0, abs=0.05)
+    assert {r["setting"] for r in read(merged / "results.csv")} == {"all"}
+
+    with pytest.raises(ValueError, match="in both"):
+        build_report([kept, again], tmp_path / "twice")
+    with pytest.raises(ValueError, match="--out"):
+        build_report(kept)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "missing"), "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
