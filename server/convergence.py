@@ -35,22 +35,27 @@ def final_phase(points: list[tuple[int, float, float | None]]) -> tuple[list[flo
     return phase, False
 
 
+RUN_KEYS = ("setting", "method", "lmbda", "seed", "run")  # one run, even across merged sweeps
+
+
 def loss_rows(training: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per run: relative change of the train loss over its last quarter of rounds
     (of the rounds at the final learning rate, where that dropped)."""
-    by_run: dict[str, list[tuple[int, float, float | None]]] = defaultdict(list)
+    by_run: dict[tuple, list[tuple[int, float, float | None]]] = defaultdict(list)
     for row in training:
-        by_run[row["run"]].append((row["round"], row["loss"], row.get("lr")))
+        key = tuple(row.get(k) for k in RUN_KEYS)
+        by_run[key].append((row["round"], row["loss"], row.get("lr")))
     rows = []
-    for run, points in sorted(by_run.items()):
+    for key, points in sorted(by_run.items(), key=str):
         points.sort(key=lambda p: p[0])
         losses, decayed = final_phase(points)
         width = max(1, len(losses) // 4)
+        run = {k: v for k, v in zip(RUN_KEYS, key, strict=True) if v is not None}
         if len(losses) < 2 * width or len(losses) < (2 if decayed else 4):
             rows.append(
                 {
                     "check": "loss",
-                    "run": run,
+                    **run,
                     "change_percent": "",
                     "ok": False,
                     "status": "too few rounds",
@@ -64,7 +69,7 @@ def loss_rows(training: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append(
             {
                 "check": "loss",
-                "run": run,
+                **run,
                 "change_percent": round(change, 3),
                 "ok": ok,
                 "status": "flat" if ok else "still moving",

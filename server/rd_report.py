@@ -278,7 +278,7 @@ def plot_gain(table: list[dict[str, Any]], path: Path) -> None:
 
 
 def build_report(
-    sources: Path | list[Path], out_dir: Path | None = None, lmbdas: list[float] | None = None
+    sources: list[Path], out_dir: Path | None = None, lmbdas: list[float] | None = None
 ) -> tuple[Path, list[dict[str, Any]], list[dict[str, Any]]]:
     """Write results.csv, training.csv, settings.json, classic.csv (images), bound.csv
     (vectors), rd.png, training.png, bd_rate.csv and convergence.csv; return the output
@@ -289,19 +289,22 @@ def build_report(
     folder. A sweep over several settings (e.g. heterogeneity) gets one subfolder of plots
     per setting and ``gain.png``. ``lmbdas`` keeps only the runs of those λ values (e.g. to
     leave out an unconverged one)."""
-    sources = [sources] if isinstance(sources, Path) else sources
     if out_dir is None:
         if len(sources) != 1 or is_report_dir(sources[0]):
             raise ValueError("name the output folder (--out) to read several sources or a report")
         out_dir = sources[0] / "report"
+    if out_dir.resolve() in {s.resolve() for s in sources}:
+        raise ValueError(f"--out {out_dir} is one of the sources; write the report elsewhere")
     rows_in = load_sources(sources)
-    results, training, settings = rows_in.results, rows_in.training, rows_in.settings
+    results, training = rows_in.results, rows_in.training
     if lmbdas:
         keep = {round(x, 12) for x in lmbdas}
         results = [r for r in results if round(r["lmbda"], 12) in keep]
         training = [r for r in training if round(r["lmbda"], 12) in keep]
         if not results:
             raise ValueError(f"no finished runs with λ in {sorted(keep)} in {sources}")
+    kept = {r["setting"] for r in results}
+    settings = {name: conf for name, conf in rows_in.settings.items() if name in kept}
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(results, out_dir / "results.csv")
     atomic_write_csv(training, out_dir / "training.csv")
@@ -318,7 +321,8 @@ def build_report(
         classic_all += classic
         bounds_all += [{"setting": name, **r} for r in bounds]
         table += [{"setting": name, **r} for r in bd_table(rows)]
-        folder = out_dir if len(settings) == 1 else out_dir / name
+        # a setting may name a path (data.root=/a/b): one folder level, not several
+        folder = out_dir if len(settings) == 1 else out_dir / name.replace("/", "_")
         folder.mkdir(exist_ok=True)
         kind = "vectors" if conf.data.source == "vectors" else "images"
         plot_rd(rows, classic, bounds, clients, folder / "rd.png", kind)

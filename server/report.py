@@ -9,12 +9,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from server.report_sources import setting_names
+
 
 def collect_summaries(root: Path) -> list[dict[str, Any]]:
     """Every ``summary.json`` under ``root`` (one per finished run), with the run's ``seed``
     and ``setting`` (see :func:`server.report_sources.setting_names`) added."""
-    from server.report_sources import setting_names
-
     paths = sorted(root.glob("**/summary.json"))
     configs = {p.parent: json.loads((p.parent / "config.json").read_text()) for p in paths}
     settings = setting_names(configs) if configs else {}
@@ -71,7 +71,7 @@ class PrintResultsCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         print(f"\nResults of {sweep_dir} (final round, real bitstreams):", flush=True)
         print(comparison_table(collect_summaries(sweep_dir)), flush=True)
-        out, table, convergence = build_report(sweep_dir)
+        out, table, convergence = build_report([sweep_dir])
         print(format_bd(table), flush=True)
         print(format_convergence(convergence), flush=True)
         print(f"R-D plots, training curves and tables: {out}", flush=True)

@@ -18,14 +18,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.config import RunConfig, flatten, from_run_config, run_identity
+from common.config import ConfigError, RunConfig, flatten, from_run_config, run_identity
 
 # Keys that tell the points of one R–D comparison apart; any other key that differs between
 # runs of a sweep defines a separate setting (e.g. data.heterogeneity, data.num_clients).
 POINT_KEYS = frozenset({"strategy.method", "strategy.shared_prefixes", "train.lmbda", "seed"})
 METRICS = ("real_bpp", "est_bpp", "psnr", "ms_ssim")
-CLASSIC_METRICS = ("real_bpp", "psnr", "ms_ssim")
 REPORT_FILES = ("results.csv", "training.csv", "settings.json")
+
+
+def _optional(text: str) -> float | None:
+    return float(text) if text else None
+
+
+def _metric(text: str) -> float:
+    return float(text) if text else math.nan
+
+
+# Column types of a report's CSVs (columns not named here stay strings).
+COLUMNS: dict[str, dict[str, Any]] = {
+    "results": {"lmbda": float, "seed": int, "rounds": int, **dict.fromkeys(METRICS, _metric)},
+    "training": {"lmbda": float, "seed": int, "rounds": int, "round": int, "loss": float},
+    "classic": {"quality": int, "real_bpp": _metric, "psnr": _metric, "ms_ssim": _metric},
+}
+COLUMNS["training"]["lr"] = _optional
 
 
 @dataclass
@@ -59,160 +75,155 @@ def is_report_dir(path: Path) -> bool:
     return all((path / name).is_file() for name in REPORT_FILES)
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read it as JSON: {e}") from e
+
+
+def _typed_rows(path: Path, kind: str) -> list[dict[str, Any]]:
+    """The rows of a report CSV with :data:`COLUMNS` types; a bad row names the file."""
     with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+        rows = list(csv.DictReader(f))
+    required = {"setting", *COLUMNS[kind]} - {"lr", "rounds"}
+    typed = []
+    for number, row in enumerate(rows, start=2):
+        try:
+            missing = required - row.keys()
+            if missing:
+                raise KeyError(f"no column {sorted(missing)}")
+            typed.append(
+                {k: COLUMNS[kind].get(k, str)(v) if v is not None else v for k, v in row.items()}
+            )
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"{path} line {number}: {e}") from e
+    return typed
 
 
-def _number(text: str) -> float:
-    return float(text) if text not in ("", "nan") else math.nan
-
-
-def _result_row(row: dict[str, str], path: Path) -> dict[str, Any]:
-    try:
-        return {
-            **row,
-            "lmbda": float(row["lmbda"]),
-            "seed": int(row["seed"]),
-            "rounds": int(row["rounds"]),
-            **{k: _number(row[k]) for k in METRICS},
-        }
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"{path}: bad row {row}: {e!r}") from e
-
-
-def _training_row(row: dict[str, str], path: Path) -> dict[str, Any]:
-    try:
-        return {
-            **row,
-            "lmbda": float(row["lmbda"]),
-            "seed": int(row["seed"]),
-            "round": int(row["round"]),
-            "loss": float(row["loss"]),
-            "lr": float(row["lr"]) if row.get("lr") else None,
-        }
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"{path}: bad row {row}: {e!r}") from e
-
-
-def _sweep_units(sweep_dir: Path) -> dict[tuple[Path, str], dict[str, Any]]:
-    """Flat config of every finished run under ``sweep_dir``, keyed by (source, run)."""
-    units = {
-        (sweep_dir, str(p.parent.relative_to(sweep_dir))): json.loads(
-            (p.parent / "config.json").read_text()
+def _check_source(source: Path) -> None:
+    if not source.is_dir():
+        raise FileNotFoundError(f"report source {source} is not a folder")
+    runs = next(source.glob("*/summary.json"), None)
+    if is_report_dir(source) and runs is not None:
+        raise ValueError(
+            f"{source} holds both a report's CSVs and runs ({runs.parent.name}); "
+            "move the report to a folder of its own"
         )
-        for p in sorted(sweep_dir.glob("**/summary.json"))
+    if (source / "results.csv").is_file() and not is_report_dir(source):
+        missing = [name for name in REPORT_FILES if not (source / name).is_file()]
+        raise ValueError(
+            f"{source} is a report without {', '.join(missing)} (written before reports kept "
+            "them): regenerate it from its sweep folder"
+        )
+
+
+def _units(source: Path) -> dict[tuple[Path, str], dict[str, Any]]:
+    """Flat configs keyed by (source, name): one per finished run of a sweep folder, or one
+    per setting of a report folder."""
+    if is_report_dir(source):
+        settings = _read_json(source / "settings.json")
+        if not isinstance(settings, dict):
+            raise ValueError(f"{source / 'settings.json'}: expected setting -> config")
+        return {(source, name): conf for name, conf in settings.items()}
+    units = {
+        (source, str(p.parent.relative_to(source))): _read_json(p.parent / "config.json")
+        for p in sorted(source.glob("**/summary.json"))
     }
     if not units:
-        raise FileNotFoundError(f"no finished runs (summary.json) under {sweep_dir}")
+        raise FileNotFoundError(f"no finished runs (summary.json) under {source}")
     return units
 
 
-def _report_units(report_dir: Path) -> dict[tuple[Path, str], dict[str, Any]]:
-    """Flat config of every setting of an earlier report, keyed by (source, setting)."""
-    path = report_dir / "settings.json"
+def _rows_of_run(run: Path, name: str, conf: dict[str, Any], setting: str) -> tuple[list, list]:
+    """Result rows (each client and ``mean``) and training rows of one finished run."""
+    summary = _read_json(run / "summary.json")
     try:
-        settings = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON: {e}") from e
-    return {(report_dir, name): conf for name, conf in settings.items()}
-
-
-def _rows_of_run(sweep_dir: Path, run_name: str, setting: str) -> tuple[list, list]:
-    run = sweep_dir / run_name
-    conf = json.loads((run / "config.json").read_text())
-    summary = json.loads((run / "summary.json").read_text())
-    base = {
-        "setting": setting,
-        "method": summary["method"],
-        "lmbda": summary["lmbda"],
-        "seed": conf["seed"],
-        "rounds": summary["rounds"],
-        "run": run_name,
-    }
-    results = [
-        {**base, "client": client, **{k: metrics[k] for k in METRICS}}
-        for client, metrics in [*summary["clients"].items(), ("mean", summary["mean"])]
-    ]
+        base = {
+            "setting": setting,
+            "method": summary["method"],
+            "lmbda": summary["lmbda"],
+            "seed": conf["seed"],
+            "rounds": summary["rounds"],
+            "run": name,
+        }
+        clients = [*summary["clients"].items(), ("mean", summary["mean"])]
+        results = [{**base, "client": c, **{k: m[k] for k in METRICS}} for c, m in clients]
+    except KeyError as e:
+        raise ValueError(f"{run}: summary.json or config.json lacks {e}") from e
     training = []
-    rounds_csv = run / "rounds.csv"
-    if rounds_csv.exists():
-        for row in _read_csv(rounds_csv):
-            if row["phase"] == "train":
-                lr = float(row["lr"]) if row.get("lr") else None
-                training.append(
-                    {**base, "round": int(row["round"]), "loss": float(row["loss"]), "lr": lr}
-                )
+    if (run / "rounds.csv").exists():
+        with (run / "rounds.csv").open(newline="") as f:
+            for row in csv.DictReader(f):
+                if row["phase"] == "train":
+                    lr = _optional(row.get("lr") or "")
+                    point = {"round": int(row["round"]), "loss": float(row["loss"]), "lr": lr}
+                    training.append({**base, **point})
     return results, training
 
 
-def _classic_row(row: dict[str, str], path: Path) -> dict[str, Any]:
-    try:
-        quality = int(row["quality"])
-        return {**row, "quality": quality, **{k: _number(row[k]) for k in CLASSIC_METRICS}}
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"{path}: bad row {row}: {e!r}") from e
+def _report_rows(report: Path, rename: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """An earlier report's results, training and classic rows, settings renamed."""
+    read = {}
+    for kind in COLUMNS:
+        path = report / f"{kind}.csv"
+        read[kind] = _typed_rows(path, kind) if path.exists() else []
+        for row in read[kind]:
+            if row["setting"] not in rename:
+                raise ValueError(f"{path}: setting {row['setting']!r} is not in settings.json")
+            row["setting"] = rename[row["setting"]]
+    return read
 
 
-PARSERS = {"results": _result_row, "training": _training_row, "classic": _classic_row}
-
-
-def _rows_of_report(report_dir: Path, rename: dict[str, str], rows: ReportRows) -> None:
-    """Add an earlier report's rows to ``rows``, its settings renamed by ``rename``."""
-    for kind, parse in PARSERS.items():
-        path = report_dir / f"{kind}.csv"
-        if not path.exists():
-            continue
-        for row in _read_csv(path):
-            if row.get("setting") not in rename:
-                raise ValueError(
-                    f"{path}: setting {row.get('setting')!r} is not in "
-                    f"{report_dir / 'settings.json'}"
-                )
-            parsed = {**parse(row, path), "setting": rename[row["setting"]]}
-            if kind == "results":
-                rows.results.append({**parsed, "source": str(report_dir)})
-            elif kind == "training":
-                rows.training.append(parsed)
-            else:
-                rows.classic.setdefault(parsed["setting"], []).append(parsed)
+def _sweep_rows(sweep: Path, own: dict[str, dict], names: dict) -> dict[str, list[dict]]:
+    """Results and training rows of a sweep folder's finished runs."""
+    read: dict[str, list[dict]] = {"results": [], "training": [], "classic": []}
+    for name, conf in own.items():
+        results, training = _rows_of_run(sweep / name, name, conf, names[(sweep, name)])
+        read["results"] += results
+        read["training"] += training
+    return read
 
 
 def load_sources(sources: list[Path]) -> ReportRows:
     """Rows of every finished run in ``sources`` (sweep folders or report folders), with
-    setting names drawn over all of them."""
+    setting names drawn over all of them. A source named twice is read once."""
+    sources = list(dict.fromkeys(s.resolve() for s in sources))
     units: dict[tuple[Path, str], dict[str, Any]] = {}
     for source in sources:
-        if not source.is_dir():
-            raise FileNotFoundError(f"report source {source} is not a folder")
-        units |= _report_units(source) if is_report_dir(source) else _sweep_units(source)
+        _check_source(source)
+        units |= _units(source)
+    parsed = {}
+    for unit, conf in units.items():
+        try:
+            parsed[unit] = from_run_config(conf)
+        except ConfigError as e:
+            raise ValueError(f"{unit[0]} ({unit[1]}): {e}") from e
     names = setting_names(units)
     rows = ReportRows()
-    for unit, conf in units.items():
-        rows.settings.setdefault(names[unit], from_run_config(conf))
+    for unit, conf in parsed.items():
+        rows.settings.setdefault(names[unit], conf)
+    owner: dict[tuple, Path] = {}
     for source in sources:
-        own = [name for s, name in units if s == source]
+        own = {name: conf for (s, name), conf in units.items() if s == source}
         if is_report_dir(source):
-            _rows_of_report(source, {u: names[(source, u)] for u in own}, rows)
-            continue
-        for run_name in own:
-            results, training = _rows_of_run(source, run_name, names[(source, run_name)])
-            rows.results += [{**r, "source": str(source)} for r in results]
-            rows.training += training
-    _refuse_duplicates(rows.results)
+            read = _report_rows(source, {n: names[(source, n)] for n in own})
+        else:
+            read = _sweep_rows(source, own, names)
+        for row in read["results"]:
+            key = (row["setting"], row["method"], row["lmbda"], row["seed"], row["client"])
+            if owner.setdefault(key, source) != source:
+                raise ValueError(
+                    f"{row['method']} λ={row['lmbda']} seed={row['seed']} ({row['setting']}) "
+                    f"is in both {owner[key]} and {source}: keep one of them"
+                )
+        rows.results += read["results"]
+        rows.training += read["training"]
+        classic: dict[str, list[dict[str, Any]]] = {}
+        for row in read["classic"]:
+            classic.setdefault(row["setting"], []).append(row)
+        rows.classic = classic | rows.classic  # the first source with a setting's rows wins
     return rows
-
-
-def _refuse_duplicates(results: list[dict[str, Any]]) -> None:
-    seen: dict[tuple, str] = {}
-    for row in results:
-        key = (row["setting"], row["method"], row["lmbda"], row["seed"], row["client"])
-        if key in seen and seen[key] != row["source"]:
-            raise ValueError(
-                f"{row['method']} λ={row['lmbda']} seed={row['seed']} ({row['setting']}) is in "
-                f"both {seen[key]} and {row['source']}: keep one of them"
-            )
-        seen[key] = row["source"]
 
 
 def settings_json(settings: dict[str, RunConfig]) -> str:

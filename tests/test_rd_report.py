@@ -103,7 +103,7 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
                     strategy=StrategyConfig(method=method, shared_prefixes=prefixes, min_clients=2),
                 )
                 write_run(tmp_path / "sweep", conf, scale if method == "personalized" else 1.0)
-    out, table, convergence = build_report(tmp_path / "sweep")
+    out, table, convergence = build_report([tmp_path / "sweep"])
     settings = {"data.heterogeneity=0.0": 0.0, "data.heterogeneity=2.0": -20.0}
     for name, expected in settings.items():
         assert (out / name / "rd.png").stat().st_size > 0
@@ -124,11 +124,11 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
     assert {r["status"] for r in convergence if r["check"] == "loss"} == {"too few rounds"}
     assert all(r["ok"] for r in convergence if r["check"] == "monotone")
     # a report over a subset of λ leaves the other runs out of every table
-    out, table, _ = build_report(tmp_path / "sweep", tmp_path / "subset", [1e-4, 3e-4, 1e-3])
+    out, table, _ = build_report([tmp_path / "sweep"], tmp_path / "subset", [1e-4, 3e-4, 1e-3])
     kept = {float(r["lmbda"]) for r in csv.DictReader((out / "results.csv").open())}
     assert kept == {1e-4, 3e-4, 1e-3}
     with pytest.raises(ValueError, match="no finished runs with λ"):
-        build_report(tmp_path / "sweep", tmp_path / "none", [0.5])
+        build_report([tmp_path / "sweep"], tmp_path / "none", [0.5])
 
 
 def test_convergence_checks_flag_moving_losses_and_broken_curves():
@@ -201,58 +201,106 @@ def test_comparison_table_separates_settings_and_seeds():
     ]
 
 
-def vector_conf(method, lmbda, seed=0):
+def vector_conf(method, lmbda, seed=0, heterogeneity=1.0):
     from common.config import DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig
 
     prefixes = {"personalized": ["g_a", "g_s"], "local": [], "fedavg": ["*"]}[method]
     return RunConfig(
         model=ModelConfig(name="fedntc-vector", M=2, input_dim=2),
-        data=DataConfig(source="vectors", num_clients=2, latent_dim=2),
+        data=DataConfig(source="vectors", num_clients=2, latent_dim=2, heterogeneity=heterogeneity),
         train=TrainConfig(lmbda=lmbda),
         strategy=StrategyConfig(method=method, shared_prefixes=prefixes, min_clients=2),
         seed=seed,
     )
 
 
+def write_sweep(root, scale, seed=0, heterogeneity=1.0):
+    """Runs of all methods at 4 λ; personalized spends ``scale`` of the baselines' rate."""
+    for method in METHODS:
+        for lmbda in (1e-4, 3e-4, 1e-3, 3e-3):
+            conf = vector_conf(method, lmbda, seed, heterogeneity)
+            write_run(root, conf, scale if method == "personalized" else 1.0)
+    return root
+
+
+def read_csv(path):
+    import csv
+
+    return list(csv.DictReader(path.open()))
+
+
 def test_report_regenerates_from_its_csvs_and_merges_seeds_trained_apart(tmp_path):
     """A report folder alone (no run directories) redraws the same tables; seed 0 kept as a
     report and seed 1 as a fresh sweep merge into one BD-rate over two seeds; the same point
-    in two sources is refused."""
-    import csv
+    in two sources is refused, a source named twice is read once."""
     import shutil
 
-    from server.rd_report import build_report, main
+    from server.rd_report import build_report
 
-    saving = {0: 0.9, 1: 0.8}  # personalized's rate relative to the baselines, per seed
-    for seed, scale in saving.items():
-        for method in METHODS:
-            for lmbda in (1e-4, 3e-4, 1e-3, 3e-3):
-                conf = vector_conf(method, lmbda, seed)
-                write_run(tmp_path / f"seed{seed}", conf, scale if method == "personalized" else 1)
-    kept, _, _ = build_report(tmp_path / "seed0", tmp_path / "kept")
+    kept, _, _ = build_report([write_sweep(tmp_path / "seed0", 0.9, 0)], tmp_path / "kept")
     shutil.rmtree(tmp_path / "seed0")  # the report folder alone is enough from here on
-
-    def read(path):
-        return [{k: v for k, v in r.items() if k != "source"} for r in csv.DictReader(path.open())]
-
-    again, table, _ = build_report(kept, tmp_path / "again")
+    again, _, _ = build_report([kept], tmp_path / "again")
     for name in ("results.csv", "training.csv", "bd_rate.csv", "convergence.csv", "bound.csv"):
-        assert read(again / name) == read(kept / name), name
+        assert read_csv(again / name) == read_csv(kept / name), name
     assert (again / "settings.json").read_text() == (kept / "settings.json").read_text()
 
-    merged, table, _ = build_report([kept, tmp_path / "seed1"], tmp_path / "merged")
+    seed1 = write_sweep(tmp_path / "seed1", 0.8, 1)  # same run folder names as seed 0
+    merged, table, convergence = build_report([kept, seed1, seed1], tmp_path / "merged")
     overall = next(
         r for r in table if r["anchor"] == "fedavg" and r["client"] == "mean" and r["seed"] == "all"
     )
     assert overall["seeds_compared"] == 2
     assert overall["bd_rate_percent"] == pytest.approx(-15.0, abs=0.05)
     assert overall["std_over_seeds"] == pytest.approx(5.0, abs=0.05)
-    assert {r["setting"] for r in read(merged / "results.csv")} == {"all"}
+    assert len(read_csv(merged / "results.csv")) == 2 * 12 * 3  # seed1 named twice: read once
+    assert len([r for r in convergence if r["check"] == "loss"]) == 2 * 12
 
     with pytest.raises(ValueError, match="in both"):
         build_report([kept, again], tmp_path / "twice")
     with pytest.raises(ValueError, match="--out"):
-        build_report(kept)
+        build_report([kept])
+    with pytest.raises(ValueError, match="one of the sources"):
+        build_report([kept], kept, [1e-4])
+
+
+def test_merging_renames_settings_and_reuses_classic_codec_rows(tmp_path):
+    """A kept report of one heterogeneity and a sweep of another become two settings; an
+    image report's JPEG/WebP rows are reused, not recomputed (its data is gone)."""
+    import json
+
+    from server.rd_report import build_report
+
+    kept, _, _ = build_report([write_sweep(tmp_path / "h1", 0.9)], tmp_path / "kept")
+    out, table, _ = build_report([kept, write_sweep(tmp_path / "h2", 0.8, 0, 2.0)], tmp_path / "r")
+    names = {"data.heterogeneity=1.0", "data.heterogeneity=2.0"}
+    assert {r["setting"] for r in table} == names
+    assert {r["setting"] for r in read_csv(out / "results.csv")} == names
+    assert all((out / name / "rd.png").stat().st_size > 0 for name in names)
+
+    settings = json.loads((kept / "settings.json").read_text())
+    images = {"data.source": "folder", "data.root": str(tmp_path / "gone")}
+    settings["all"] |= images | {"model.name": "bmshj2018-factorized", "model.M": 8}
+    (kept / "settings.json").write_text(json.dumps(settings))
+    classic = "setting,client,method,quality,real_bpp,psnr,ms_ssim\n" + "".join(
+        f"all,{c},JPEG,{q},{0.1 * q},{20.5 + q},0.9\n" for c in ("0", "1", "mean") for q in (1, 2)
+    )
+    (kept / "classic.csv").write_text(classic)
+    out, _, _ = build_report([kept], tmp_path / "images")
+    assert (out / "classic.csv").read_text() == classic
+    assert (out / "rd.png").stat().st_size > 0
+
+
+def test_report_sources_that_cannot_be_read_say_why(tmp_path):
+    from server.rd_report import build_report, main
+
+    kept, _, _ = build_report([write_sweep(tmp_path / "s", 0.9)], tmp_path / "kept")
+    (kept / "training.csv").unlink()  # a report written before reports kept it
+    with pytest.raises(ValueError, match="without training.csv.*regenerate"):
+        build_report([kept], tmp_path / "x")
+    (kept / "training.csv").write_text("setting\n")
+    (kept / "settings.json").write_text("{not json")
+    with pytest.raises(ValueError, match="settings.json: cannot read"):
+        build_report([kept], tmp_path / "y")
     with pytest.raises(SystemExit) as exit_info:
-        main([str(tmp_path / "missing"), "--out", str(tmp_path / "x")])
+        main([str(tmp_path / "missing"), "--out", str(tmp_path / "z")])
     assert exit_info.value.code == 2

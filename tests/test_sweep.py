@@ -5,6 +5,7 @@ images and on the vector source, then `fedntc-report`."""
 import csv
 import math
 import os
+import shutil
 import subprocess
 
 import pytest
@@ -90,12 +91,18 @@ def test_sweep_report_and_rerun(tmp_path, part):
     assert [p.stat().st_mtime_ns for p in summaries] == stamps
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "multirun").exists()
 
-    # the report regenerates from the CSVs without retraining
+    # the report regenerates from its own CSVs, without the run directories or retraining
+    kept = tmp_path / "kept"
+    shutil.move(report, kept)
+    shutil.rmtree(sweep)
     regenerated = subprocess.run(
-        ["fedntc-report", str(sweep), "--out", str(tmp_path / "r2")],
+        ["fedntc-report", str(kept), "--out", str(tmp_path / "r2")],
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert regenerated.returncode == 0, regenerated.stderr[-2000:]
-    assert (tmp_path / "r2" / "rd.png").exists()
+    assert "BD-rate of personalized vs" in regenerated.stdout
+    assert (tmp_path / "r2" / "rd.png").stat().st_size > 0
+    for name in ("bd_rate.csv", "convergence.csv", EXTRA_FILES[part]):
+        assert (tmp_path / "r2" / name).read_text() == (kept / name).read_text(), name
