@@ -1,11 +1,13 @@
-"""Is a sweep converged enough to read R–D curves from it? Two checks, per run and curve.
+"""Is a sweep converged enough to read R–D curves from it? Checks per run, curve and setting.
 
 - ``loss``: the mean training loss over the last quarter of rounds moved less than
   :data:`FLAT_PERCENT` from the quarter before (per run). In a run whose learning rate
   dropped at the end, only the rounds at the final rate count (the drop itself is a step in
   the loss, not a sign that training still moves);
 - ``monotone``: along λ, both the rate and the quality (PSNR) rise (per setting, method,
-  client and seed) — otherwise the points are not yet a rate–distortion curve.
+  client and seed) — otherwise the points are not yet a rate–distortion curve;
+- ``rounds``: every run of a setting trained the same number of rounds (a warning, since
+  runs extended to more rounds, or seeds merged from sweeps of another length, share it).
 """
 
 from __future__ import annotations
@@ -105,11 +107,29 @@ def monotone_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def rounds_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per setting: did all its runs train the same number of rounds? (Runs that
+    differ only in ``num_rounds`` share a setting, e.g. seeds merged from two sweeps.)"""
+    rounds: dict[str, set[int]] = defaultdict(set)
+    for r in results:
+        if r.get("rounds") is not None:
+            rounds[r.get("setting", "all")].add(int(r["rounds"]))
+    return [
+        {
+            "check": "rounds",
+            "setting": setting,
+            "rounds": "/".join(map(str, sorted(values))),
+            "ok": len(values) == 1,
+        }
+        for setting, values in sorted(rounds.items())
+    ]
+
+
 def convergence_rows(
     results: list[dict[str, Any]], training: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Both checks, loss rows first."""
-    return loss_rows(training) + monotone_rows(results)
+    """All checks, loss rows first."""
+    return loss_rows(training) + monotone_rows(results) + rounds_rows(results)
 
 
 def format_convergence(rows: list[dict[str, Any]]) -> str:
@@ -126,4 +146,10 @@ def format_convergence(rows: list[dict[str, Any]]) -> str:
         if subset:
             unit = "runs" if check == "loss" else "curves (method x client x seed)"
             lines.append(f"{text}: {sum(r['ok'] for r in subset)} of {len(subset)} {unit}")
+    lines += [
+        f"warning: runs of setting {r['setting']} trained different numbers of rounds "
+        f"({r['rounds']}); compare them with care"
+        for r in rows
+        if r["check"] == "rounds" and not r["ok"]
+    ]
     return "\n".join(lines)

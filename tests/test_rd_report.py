@@ -147,6 +147,12 @@ def test_convergence_checks_flag_moving_losses_and_broken_curves():
     assert curves["local"]["ok"] and not curves["fedavg"]["ok"]
     assert curves["fedavg"]["rate_rises"] and not curves["fedavg"]["psnr_rises"]
     assert "1 of 2 runs" in format_convergence(checks)
+    assert "warning" not in format_convergence(checks)  # no rounds recorded: nothing to compare
+    # seeds merged from sweeps of different lengths share a setting: say so
+    extended = [{**r, "rounds": 25 if r["method"] == "local" else 20} for r in results]
+    [check] = [r for r in convergence_rows(extended, flat) if r["check"] == "rounds"]
+    assert not check["ok"] and check["rounds"] == "20/25"
+    assert "different numbers of rounds (20/25)" in format_convergence([check])
 
 
 def test_loss_check_reads_only_the_rounds_at_the_final_lr():
