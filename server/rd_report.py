@@ -11,8 +11,10 @@ loss and lr per run and round), ``settings.json`` (each setting's config), ``cla
 lower bound, vector source only), ``rd.png`` (one panel per client plus the mean; mean over
 seeds with their spread), ``training.png`` (train loss per round), ``bd_rate.csv``
 (Bjøntegaard delta rate, PSNR based, of ``personalized`` against ``local`` and ``fedavg``,
-per client and seed, and over seeds) and ``convergence.csv`` (flat losses per run, rate and
-PSNR rising with λ per curve; see ``server.convergence``).
+per client and seed, and over seeds), ``convergence.csv`` (flat losses per run, rate and
+PSNR rising with λ per curve; see ``server.convergence``) and ``lagrangian.csv`` /
+``lagrangian_summary.csv`` (test-set R + λ·D of personalized vs each baseline at the same
+λ, which still reads curves too flat for a BD-rate; see ``server.lagrangian``).
 
 Runs whose configs differ in more than method, λ and seed (a sweep over
 ``data.heterogeneity`` or ``data.num_clients``, say) form separate settings: each gets its
@@ -42,6 +44,7 @@ from common.classic import classic_curves  # noqa: E402
 from common.config import RunConfig  # noqa: E402
 from common.data import load_client_data, vectors  # noqa: E402
 from server.convergence import convergence_rows, format_convergence  # noqa: E402
+from server.lagrangian import format_lagrangian, lagrangian_rows, lagrangian_summary  # noqa: E402
 from server.report_sources import is_report_dir, load_sources, settings_json  # noqa: E402
 
 METHODS = ("personalized", "fedavg", "local")
@@ -279,10 +282,11 @@ def plot_gain(table: list[dict[str, Any]], path: Path) -> None:
 
 def build_report(
     sources: list[Path], out_dir: Path | None = None, lmbdas: list[float] | None = None
-) -> tuple[Path, list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[Path, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Write results.csv, training.csv, settings.json, classic.csv (images), bound.csv
-    (vectors), rd.png, training.png, bd_rate.csv and convergence.csv; return the output
-    folder, the BD-rate table and the convergence checks.
+    (vectors), rd.png, training.png, bd_rate.csv, convergence.csv, lagrangian.csv and
+    lagrangian_summary.csv; return the output folder, the BD-rate table, the convergence
+    checks and the matched-λ summary (see :mod:`server.lagrangian`).
 
     ``sources`` are sweep folders and/or earlier report folders (see
     :mod:`server.report_sources`); the default ``out_dir`` is ``report/`` in a single sweep
@@ -336,9 +340,14 @@ def build_report(
     atomic_write_csv(table, out_dir / "bd_rate.csv")
     convergence = convergence_rows(results, training)
     atomic_write_csv(convergence, out_dir / "convergence.csv")
+    points = lagrangian_rows(results)
+    matched = lagrangian_summary(points)
+    if points:
+        atomic_write_csv(points, out_dir / "lagrangian.csv")
+        atomic_write_csv(matched, out_dir / "lagrangian_summary.csv")
     if len(settings) > 1:
         plot_gain(table, out_dir / "gain.png")
-    return out_dir, table, convergence
+    return out_dir, table, convergence, matched
 
 
 def format_bd(table: list[dict[str, Any]]) -> str:
@@ -374,10 +383,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     try:
-        out, table, convergence = build_report(args.sources, args.out, args.lmbda)
+        out, table, convergence, matched = build_report(args.sources, args.out, args.lmbda)
     except (FileNotFoundError, ValueError) as e:
         parser.exit(2, f"fedntc-report: error: {e}\n")
     print(format_bd(table))
+    print(format_lagrangian(matched))
     print(format_convergence(convergence))
     print(f"report written to {out}")
 

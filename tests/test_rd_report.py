@@ -103,7 +103,7 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
                     strategy=StrategyConfig(method=method, shared_prefixes=prefixes, min_clients=2),
                 )
                 write_run(tmp_path / "sweep", conf, scale if method == "personalized" else 1.0)
-    out, table, convergence = build_report([tmp_path / "sweep"])
+    out, table, convergence, _ = build_report([tmp_path / "sweep"])
     settings = {"data.heterogeneity=0.0": 0.0, "data.heterogeneity=2.0": -20.0}
     for name, expected in settings.items():
         assert (out / name / "rd.png").stat().st_size > 0
@@ -124,7 +124,7 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
     assert {r["status"] for r in convergence if r["check"] == "loss"} == {"too few rounds"}
     assert all(r["ok"] for r in convergence if r["check"] == "monotone")
     # a report over a subset of λ leaves the other runs out of every table
-    out, table, _ = build_report([tmp_path / "sweep"], tmp_path / "subset", [1e-4, 3e-4, 1e-3])
+    out, table, _, _ = build_report([tmp_path / "sweep"], tmp_path / "subset", [1e-4, 3e-4, 1e-3])
     kept = {float(r["lmbda"]) for r in csv.DictReader((out / "results.csv").open())}
     assert kept == {1e-4, 3e-4, 1e-3}
     with pytest.raises(ValueError, match="no finished runs with λ"):
@@ -243,15 +243,15 @@ def test_report_regenerates_from_its_csvs_and_merges_seeds_trained_apart(tmp_pat
 
     from server.rd_report import build_report
 
-    kept, _, _ = build_report([write_sweep(tmp_path / "seed0", 0.9, 0)], tmp_path / "kept")
+    kept, _, _, _ = build_report([write_sweep(tmp_path / "seed0", 0.9, 0)], tmp_path / "kept")
     shutil.rmtree(tmp_path / "seed0")  # the report folder alone is enough from here on
-    again, _, _ = build_report([kept], tmp_path / "again")
+    again, _, _, _ = build_report([kept], tmp_path / "again")
     for name in ("results.csv", "training.csv", "bd_rate.csv", "convergence.csv", "bound.csv"):
         assert read_csv(again / name) == read_csv(kept / name), name
     assert (again / "settings.json").read_text() == (kept / "settings.json").read_text()
 
     seed1 = write_sweep(tmp_path / "seed1", 0.8, 1)  # same run folder names as seed 0
-    merged, table, convergence = build_report([kept, seed1, seed1], tmp_path / "merged")
+    merged, table, convergence, _ = build_report([kept, seed1, seed1], tmp_path / "merged")
     overall = next(
         r for r in table if r["anchor"] == "fedavg" and r["client"] == "mean" and r["seed"] == "all"
     )
@@ -276,8 +276,10 @@ def test_merging_renames_settings_and_reuses_classic_codec_rows(tmp_path):
 
     from server.rd_report import build_report
 
-    kept, _, _ = build_report([write_sweep(tmp_path / "h1", 0.9)], tmp_path / "kept")
-    out, table, _ = build_report([kept, write_sweep(tmp_path / "h2", 0.8, 0, 2.0)], tmp_path / "r")
+    kept, _, _, _ = build_report([write_sweep(tmp_path / "h1", 0.9)], tmp_path / "kept")
+    out, table, _, _ = build_report(
+        [kept, write_sweep(tmp_path / "h2", 0.8, 0, 2.0)], tmp_path / "r"
+    )
     names = {"data.heterogeneity=1.0", "data.heterogeneity=2.0"}
     assert {r["setting"] for r in table} == names
     assert {r["setting"] for r in read_csv(out / "results.csv")} == names
@@ -291,7 +293,7 @@ def test_merging_renames_settings_and_reuses_classic_codec_rows(tmp_path):
         f"all,{c},JPEG,{q},{0.1 * q},{20.5 + q},0.9\n" for c in ("0", "1", "mean") for q in (1, 2)
     )
     (kept / "classic.csv").write_text(classic)
-    out, _, _ = build_report([kept], tmp_path / "images")
+    out, _, _, _ = build_report([kept], tmp_path / "images")
     assert (out / "classic.csv").read_text() == classic
     assert (out / "rd.png").stat().st_size > 0
 
@@ -299,7 +301,7 @@ def test_merging_renames_settings_and_reuses_classic_codec_rows(tmp_path):
 def test_report_sources_that_cannot_be_read_say_why(tmp_path):
     from server.rd_report import build_report, main
 
-    kept, _, _ = build_report([write_sweep(tmp_path / "s", 0.9)], tmp_path / "kept")
+    kept, _, _, _ = build_report([write_sweep(tmp_path / "s", 0.9)], tmp_path / "kept")
     (kept / "training.csv").unlink()  # a report written before reports kept it
     with pytest.raises(ValueError, match="without training.csv.*regenerate"):
         build_report([kept], tmp_path / "x")
@@ -310,3 +312,33 @@ def test_report_sources_that_cannot_be_read_say_why(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main([str(tmp_path / "missing"), "--out", str(tmp_path / "z")])
     assert exit_info.value.code == 2
+
+
+def test_matched_lambda_cost_compares_points_a_bd_rate_cannot():
+    """At the same λ, the method with the lower test-set R + λ·255²·MSE is better; this
+    still reads curves whose top stopped gaining quality (BD-rate: not monotone)."""
+    from server.lagrangian import cost, format_lagrangian, lagrangian_rows, lagrangian_summary
+
+    point = {"real_bpp": 0.5, "psnr": 30.0, "lmbda": 0.01}
+    assert cost(point) == pytest.approx(0.5 + 0.01 * 255**2 * 1e-3)
+    bent = [30.0, 32.0, 33.0, 32.9]  # the top point buys rate without quality
+    data = [
+        {**r, "psnr": bent[int(r["lmbda"]) - 1], "lmbda": r["lmbda"] / 1000}
+        for method, scale, seed in (
+            ("fedavg", 1.0, 0),
+            ("local", 1.0, 0),
+            ("personalized", 0.9, 0),
+            ("fedavg", 1.0, 1),
+            ("local", 1.0, 1),
+            ("personalized", 0.8, 1),
+        )
+        for r in rows(method, scale, seed, client="mean")
+    ]
+    assert next(r for r in bd_table(data) if r["seed"] == 0)["status"] == "not monotone"
+    points = lagrangian_rows(data)
+    assert len(points) == 2 * 2 * 4  # baselines x seeds x λ
+    assert all(p["change_percent"] < 0 for p in points)  # 10-20% less rate, same quality
+    [fedavg] = [s for s in lagrangian_summary(points) if s["anchor"] == "fedavg"]
+    assert fedavg["wins"] == fedavg["points"] == 8 and fedavg["seeds"] == 2
+    assert fedavg["std_over_seeds"] > 0
+    assert "lower at 8 of 8 (λ, seed)" in format_lagrangian([fedavg])
