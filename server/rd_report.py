@@ -368,6 +368,15 @@ def format_bd(table: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def format_report(
+    table: list[dict[str, Any]], convergence: list[dict[str, Any]], matched: list[dict[str, Any]]
+) -> str:
+    """What a report prints: BD-rates, the matched-λ summary and the convergence checks."""
+    return "\n".join(
+        (format_bd(table), format_lagrangian(matched), format_convergence(convergence))
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="fedntc-report", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -386,9 +395,7 @@ def main(argv: list[str] | None = None) -> None:
         out, table, convergence, matched = build_report(args.sources, args.out, args.lmbda)
     except (FileNotFoundError, ValueError) as e:
         parser.exit(2, f"fedntc-report: error: {e}\n")
-    print(format_bd(table))
-    print(format_lagrangian(matched))
-    print(format_convergence(convergence))
+    print(format_report(table, convergence, matched))
     print(f"report written to {out}")
 
 

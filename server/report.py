@@ -65,15 +65,11 @@ class PrintResultsCallback(Callback):
     the R–D report (``fedntc-report``) into ``<sweep dir>/report``."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from server.convergence import format_convergence
-        from server.lagrangian import format_lagrangian
-        from server.rd_report import build_report, format_bd
+        from server.rd_report import build_report, format_report
 
         sweep_dir = Path(config.hydra.sweep.dir)
         print(f"\nResults of {sweep_dir} (final round, real bitstreams):", flush=True)
         print(comparison_table(collect_summaries(sweep_dir)), flush=True)
         out, table, convergence, matched = build_report([sweep_dir])
-        print(format_bd(table), flush=True)
-        print(format_lagrangian(matched), flush=True)
-        print(format_convergence(convergence), flush=True)
+        print(format_report(table, convergence, matched), flush=True)
         print(f"R-D plots, training curves and tables: {out}", flush=True)
