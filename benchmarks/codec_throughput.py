@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from common.codec import Codec, image_to_tensor
+from codec.codec import Codec, image_to_tensor
 from common.config import ModelConfig
 from common.evaluate import estimated_bits, pad_to
 from common.model import create_model, stride
@@ -42,7 +42,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.run:
-        from client.trained import load_client_model
+        from codec.trained import load_client_model
 
         model, _, _ = load_client_model(args.run, args.client)
     else:

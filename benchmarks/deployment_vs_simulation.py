@@ -1,6 +1,6 @@
 """Wall time per round: a loopback TLS deployment vs a Ray simulation of the same config.
 
-    python benchmarks/deployment_vs_simulation.py [--rounds 2] [--clients 2]
+    python -m benchmarks.deployment_vs_simulation [--rounds 2] [--clients 2]
 
 Both runs use the same tiny model, image folders and local steps; the ratio is measured in
 one invocation. The deployment starts a TLS SuperLink with SuperNode authentication and one
@@ -10,19 +10,16 @@ SuperNode per client on 127.0.0.1 (each message starts a ClientApp process).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from server.simulate import CONF_DIR, run_simulation  # noqa: E402
-from server.submit import submit  # noqa: E402
-from tests.deployment import Deployment  # noqa: E402
-from tests.test_deployment import make_client_folder  # noqa: E402
+from launch.simulate import CONF_DIR, run_simulation
+from launch.submit import submit
+from tests.deployment import Deployment
+from tests.test_deployment import make_client_folder
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from common.config import DataConfig, ModelConfig, TrainConfig
 from common.data import load_client_data, train_batches
 from common.model import create_model
 from common.train import train_steps
-from server.simulate import CONF_DIR, run_simulation
+from launch.simulate import CONF_DIR, run_simulation
 
 
 def plain_loop(

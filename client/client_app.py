@@ -22,8 +22,9 @@ from client.state import load_personal, save_personal
 from common.config import RunConfig, TrainConfig, from_run_config
 from common.data import ClientData, client_batches, load_client_data
 from common.evaluate import evaluate_client, psnr_from_mse
-from common.model import create_model, resolve_device
-from common.paths import client_state_file, run_dir
+from common.init import initial_model
+from common.model import resolve_device
+from common.run_folder import RunFolder
 from common.split import KeySplit, fingerprint, merge_state
 from common.train import train_steps
 
@@ -71,7 +72,9 @@ class ClientSetup:
         return cls(
             conf=conf,
             client_id=client_id,
-            state_file=client_state_file(conf, run_dir(conf, context.run_id), client_id, state_dir),
+            state_file=RunFolder.of(conf, context.run_id).client_state_file(
+                conf, client_id, state_dir
+            ),
             device=device,
             data_dir=data_dir,
         )
@@ -95,7 +98,7 @@ def build_model(
 ) -> tuple[CompressionModel, KeySplit, int]:
     """The model with the server's shared weights and this client's personal state, and the
     round that personal state is from (0: none yet, a fresh entropy model)."""
-    model = create_model(setup.conf.model, seed=setup.conf.seed)
+    model = initial_model(setup.conf.model, seed=setup.conf.seed)
     split = KeySplit.from_keys(model.state_dict(), setup.conf.strategy.shared_prefixes)
     shared = msg.content["arrays"].to_torch_state_dict()
     split.check_shared_keys(shared, origin="the server's message")

@@ -11,16 +11,11 @@ from pathlib import Path
 import torch
 from flwr.app import ArrayRecord, ConfigRecord, Context
 
-from common.checkpoint import atomic_save, load_tensors
 from common.config import ModelConfig
+from common.run_folder import read_state_file, write_state_file
 
 STATE_KEY = "personal-model"
 META_KEY = "personal-meta"
-
-
-def model_signature(conf: ModelConfig) -> str:
-    """Identifies the architecture a personal state belongs to."""
-    return f"{conf.name}:N={conf.N}:M={conf.M}"
 
 
 def load_personal(
@@ -36,24 +31,6 @@ def load_personal(
     return read_state_file(state_file, model_conf)
 
 
-def read_state_file(
-    state_file: Path, model_conf: ModelConfig
-) -> tuple[dict[str, torch.Tensor], int]:
-    """A personal state written by :func:`write_state_file` (checked against the model) and
-    the round it was saved after."""
-    if not state_file.exists():
-        raise FileNotFoundError(f"no personal state file {state_file}")
-    saved = load_tensors(state_file)
-    if not isinstance(saved, dict) or "state" not in saved or "model" not in saved:
-        raise ValueError(f"state file {state_file} is not a fedntc personal state")
-    if saved["model"] != model_signature(model_conf):
-        raise ValueError(
-            f"state file {state_file} holds a {saved['model']} model, but this run trains "
-            f"{model_signature(model_conf)}; point state-dir elsewhere or remove the file"
-        )
-    return dict(saved["state"]), int(saved.get("round", 0))
-
-
 def save_personal(
     context: Context,
     state: dict[str, torch.Tensor],
@@ -65,13 +42,3 @@ def save_personal(
     context.state[STATE_KEY] = ArrayRecord(state)
     context.state[META_KEY] = ConfigRecord({"round": server_round})
     write_state_file(state_file, state, model_conf, server_round)
-
-
-def write_state_file(
-    state_file: Path, state: dict[str, torch.Tensor], model_conf: ModelConfig, server_round: int
-) -> None:
-    """Write a personal state atomically, tagged with its architecture and round."""
-    atomic_save(
-        {"model": model_signature(model_conf), "round": server_round, "state": state},
-        state_file,
-    )

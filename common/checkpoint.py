@@ -57,19 +57,3 @@ def load_tensors(path: Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a corrupt file
         raise ValueError(f"cannot read state file {path}: {err}") from err
-
-
-def latest_checkpoint(run_dir: Path) -> Path:
-    """The last ``checkpoints/round-NNNN.pt`` of a run directory."""
-    found = sorted((run_dir / "checkpoints").glob("round-*.pt"))
-    if not found:
-        raise FileNotFoundError(f"no checkpoints/round-*.pt under run directory {run_dir}")
-    return found[-1]
-
-
-def load_shared_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], int]:
-    """Shared weights saved by the server after a round, and that round."""
-    saved = load_tensors(path)
-    if not isinstance(saved, dict) or "shared" not in saved or "round" not in saved:
-        raise ValueError(f"{path} is not a fedntc round checkpoint")
-    return dict(saved["shared"]), int(saved["round"])

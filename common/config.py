@@ -22,6 +22,7 @@ METHODS = ("personalized", "fedavg", "local")
 DATA_SOURCES = ("bundled", "synthetic", "folder", "hf", "vectors")
 VECTOR_MODEL = "fedntc-vector"
 PARTITIONERS = ("iid", "dirichlet", "pathological")
+PRECISIONS = ("fp32", "bf16")
 
 
 class ConfigError(ValueError):
@@ -33,13 +34,17 @@ class ModelConfig:
     """CompressAI model by registry name, with its channel counts ``N`` and ``M``.
 
     ``input_dim`` is the data dimension of the vector model (``fedntc-vector``); image
-    models ignore it.
+    models ignore it. ``init`` is the starting point (:mod:`common.init`): ``scratch``,
+    ``zoo`` (CompressAI's pretrained model at ``quality``; N and M follow the quality),
+    ``base`` (the shipped base model) or a file path.
     """
 
     name: str = "bmshj2018-factorized"
     N: int = 32
     M: int = 48
     input_dim: int = 2
+    init: str = "scratch"
+    quality: int = 3
 
 
 @dataclass
@@ -85,6 +90,7 @@ class TrainConfig:
     # Step decay: the last ``lr_decay_rounds`` rounds train at ``lr * lr_decay`` (0: constant).
     lr_decay_rounds: int = 0
     lr_decay: float = 0.1
+    precision: str = "fp32"  # fp32 | bf16 (transforms in bf16 autocast, entropy models fp32)
 
 
 @dataclass
@@ -122,6 +128,7 @@ class RunConfig:
         _check_choice("strategy.method", self.strategy.method, METHODS)
         _check_choice("data.source", self.data.source, DATA_SOURCES)
         _check_choice("data.partitioner", self.data.partitioner, PARTITIONERS)
+        _check_choice("train.precision", self.train.precision, PRECISIONS)
         for key, value in (
             ("num_rounds", self.num_rounds),
             ("data.num_clients", self.data.num_clients),
@@ -227,6 +234,12 @@ def run_key(config: RunConfig) -> str:
 def from_mapping(values: Mapping[str, Any]) -> RunConfig:
     """Build a :class:`RunConfig` from a nested mapping (e.g. a composed Hydra config)."""
     return _build(RunConfig, values, prefix="")
+
+
+def build_section(cls: type, values: Mapping[str, Any]) -> Any:
+    """Build any config dataclass ``cls`` from a nested mapping, with the same key and type
+    checks as :func:`from_mapping` (errors name the dotted key)."""
+    return _build(cls, values, prefix="")
 
 
 def from_run_config(run_config: Mapping[str, Any]) -> RunConfig:

@@ -2,7 +2,8 @@
 
 For every test image: pad to the model's stride, ``compress`` to CompressAI strings,
 ``decompress`` them, crop back, and compare with the input. Real bpp counts the bytes of
-the strings; estimated bpp comes from the model's likelihoods on the same image. Entropy
+the whole fedntc file (header, strings, CRC), as classic codecs are charged for their whole
+files; estimated bpp comes from the model's likelihoods on the same image. Entropy
 coding runs on the CPU so bitstreams do not depend on a GPU's floating-point behaviour.
 """
 
@@ -15,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from compressai.models import CompressionModel
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
+
+from codec.bitstream import FINGERPRINT_BYTES, Bitstream
 
 from .model import stride
 from .vector_model import as_strip, from_strip
@@ -84,9 +87,19 @@ def code_image(model: CompressionModel, image: torch.Tensor) -> tuple[ImageResul
     """
     x = image.float().div(255.0).unsqueeze(0)
     h, w = x.shape[-2:]
-    x_padded, _ = pad_to(x, stride(model))
+    x_padded, (_, pad_w, _, pad_h) = pad_to(x, stride(model))
     encoded = model.compress(x_padded)
-    num_bytes = sum(len(s) for strings in encoded["strings"] for s in strings)
+    file = Bitstream(  # the whole fedntc file, as JPEG and WebP are charged their whole files
+        fingerprint=bytes(FINGERPRINT_BYTES),
+        height=h,
+        width=w,
+        mode="RGB",
+        pad_h=pad_h,
+        pad_w=pad_w,
+        shape=tuple(int(s) for s in encoded["shape"]),
+        strings=[list(group) for group in encoded["strings"]],
+    )
+    num_bytes = len(file.to_bytes())
     x_hat = model.decompress(encoded["strings"], encoded["shape"])["x_hat"][..., :h, :w]
     est_bits = estimated_bits(model, x)
     pixels = h * w

@@ -7,12 +7,37 @@ Models follow Ballé et al., "Variational image compression with a scale hyperpr
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from compressai.models import CompressionModel
 from compressai.registry import MODELS
 
 from . import vector_model  # noqa: F401  (registers the vector model in MODELS)
 from .config import VECTOR_MODEL, ConfigError, ModelConfig
+
+
+def zoo_dims(name: str, quality: int) -> tuple[int, int]:
+    """N, M of CompressAI's zoo model ``name`` at ``quality`` (``compressai.zoo`` cfgs)."""
+    from compressai.zoo.image import cfgs
+
+    if name not in cfgs:
+        raise ConfigError(f"config key 'model.name' is {name!r}; zoo models: {sorted(cfgs)}")
+    if quality not in cfgs[name]:
+        raise ConfigError(
+            f"config key 'model.quality' is {quality}; {name} has qualities {sorted(cfgs[name])}"
+        )
+    n, m = cfgs[name][quality][:2]
+    return int(n), int(m)
+
+
+def model_dims(conf: ModelConfig) -> ModelConfig:
+    """``conf`` with N and M of the zoo model when ``model.init=zoo`` (they follow the
+    quality), else ``conf`` itself."""
+    if conf.init != "zoo":
+        return conf
+    n, m = zoo_dims(conf.name, conf.quality)
+    return dataclasses.replace(conf, N=n, M=m)
 
 
 def create_model(conf: ModelConfig, seed: int | None = None) -> CompressionModel:
@@ -22,6 +47,7 @@ def create_model(conf: ModelConfig, seed: int | None = None) -> CompressionModel
         conf: registry name (``compressai.registry.MODELS``) and channel counts N, M.
         seed: if given, parameters are initialised from this seed (same seed, same weights).
     """
+    conf = model_dims(conf)
     if conf.name not in MODELS:
         raise ConfigError(
             f"config key 'model.name' is {conf.name!r}; registered CompressAI models: "

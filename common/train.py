@@ -10,6 +10,7 @@ from compressai.losses import RateDistortionLoss
 from compressai.models import CompressionModel
 
 from .config import TrainConfig
+from .precision import autocast, fp32_entropy_models, memory_format
 
 
 def make_optimizers(
@@ -37,6 +38,52 @@ def round_lr(conf: TrainConfig, server_round: int, num_rounds: int) -> float:
     return conf.lr
 
 
+def rd_step(
+    model: CompressionModel,
+    x: torch.Tensor,
+    criterion: RateDistortionLoss,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+    clip_max_norm: float,
+    precision: str = "fp32",
+) -> dict[str, float]:
+    """One step of R + λ·D (net optimizer) and of the aux loss (quantiles optimizer).
+
+    ``precision="bf16"`` runs the transforms under bf16 autocast and every entropy model in
+    fp32 (:mod:`common.precision`). Returns ``loss``, ``bpp_loss``, ``mse_loss``, ``aux_loss``.
+    Raises :class:`FloatingPointError` on a non-finite loss.
+    """
+    optimizer, aux_optimizer = optimizers
+    optimizer.zero_grad(set_to_none=True)
+    aux_optimizer.zero_grad(set_to_none=True)
+    with autocast(precision, x.device):
+        out = criterion(model(x), x)
+    loss = out["loss"].item()
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"training loss is {loss}; lower train.lr")
+    out["loss"].backward()
+    if clip_max_norm > 0:
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        torch.nn.utils.clip_grad_norm_(trainable, clip_max_norm)
+    optimizer.step()
+    aux_loss = model.aux_loss()
+    aux_loss.backward()
+    aux_optimizer.step()
+    return {
+        "loss": loss,
+        "bpp_loss": out["bpp_loss"].item(),
+        "mse_loss": out["mse_loss"].item(),
+        "aux_loss": aux_loss.item(),
+    }
+
+
+def prepare_for_training(
+    model: CompressionModel, device: torch.device, precision: str
+) -> CompressionModel:
+    """Move to ``device`` in the memory format of ``precision``, entropy models kept fp32."""
+    fp32_entropy_models(model)
+    return model.to(device=device, memory_format=memory_format(precision)).train()
+
+
 def train_steps(
     model: CompressionModel,
     batches: Iterator[torch.Tensor],
@@ -50,28 +97,17 @@ def train_steps(
     Returns the keys of CompressAI's loss (``loss``, ``bpp_loss``, ``mse_loss``) plus
     ``aux_loss``, averaged over the steps. ``on_step(step)`` runs after every step.
     """
-    model.to(device).train()
+    prepare_for_training(model, device, conf.precision)
     criterion = RateDistortionLoss(lmbda=conf.lmbda)
-    optimizer, aux_optimizer = make_optimizers(model, conf)
+    optimizers = make_optimizers(model, conf)
+    fmt = memory_format(conf.precision)
     totals = {"loss": 0.0, "bpp_loss": 0.0, "mse_loss": 0.0, "aux_loss": 0.0}
     for step in range(conf.local_steps):
-        x = next(batches).to(device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        aux_optimizer.zero_grad(set_to_none=True)
-        out = criterion(model(x), x)
-        if not math.isfinite(out["loss"].item()):
-            raise FloatingPointError(f"training loss is {out['loss'].item()}; lower train.lr")
-        out["loss"].backward()
-        if conf.clip_max_norm > 0:
-            trainable = [p for p in model.parameters() if p.requires_grad]
-            torch.nn.utils.clip_grad_norm_(trainable, conf.clip_max_norm)
-        optimizer.step()
-        aux_loss = model.aux_loss()
-        aux_loss.backward()
-        aux_optimizer.step()
-        for key in ("loss", "bpp_loss", "mse_loss"):
-            totals[key] += out[key].item()
-        totals["aux_loss"] += aux_loss.item()
+        x = next(batches).to(device, non_blocking=True).contiguous(memory_format=fmt)
+        logs = rd_step(model, x, criterion, optimizers, conf.clip_max_norm, conf.precision)
+        for key, value in logs.items():
+            totals[key] += value
         if on_step is not None:
             on_step(step + 1)
+    model.to(memory_format=torch.contiguous_format)
     return {k: v / conf.local_steps for k, v in totals.items()}

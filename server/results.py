@@ -1,43 +1,37 @@
-"""Run directory: resolved config, per-client metrics CSVs, checkpoints and the summary."""
+"""What the ServerApp records of a run: config, per-client metrics, checkpoints, summary."""
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from flwr.app import ArrayRecord
 
-from common.checkpoint import atomic_save, atomic_write_csv, atomic_write_text
-from common.config import RunConfig, flatten
+from common.config import RunConfig
+from common.run_folder import CSV_NAMES, RunFolder
 
 EVAL_COLUMNS = ("real_bpp", "est_bpp", "psnr", "ms_ssim")
 
 
 class RunRecorder:
-    """Writes what a run produces under ``run_dir``.
+    """Writes what a run produces into its :class:`RunFolder` (config, CSVs, checkpoints,
+    summary)."""
 
-    Layout: ``config.json``, ``train.csv`` and ``evaluate.csv`` (one row per client and
-    round), ``rounds.csv`` (weighted means per round), ``failures.csv``,
-    ``checkpoints/round-NNNN.pt`` (shared weights) and ``summary.json``.
-    """
-
-    def __init__(self, run_dir: Path, conf: RunConfig) -> None:
-        self.run_dir = run_dir
+    def __init__(self, folder: RunFolder, conf: RunConfig) -> None:
+        self.folder = folder
         self.conf = conf
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json.dumps(flatten(conf), indent=2) + "\n", run_dir / "config.json")
+        folder.path.mkdir(parents=True, exist_ok=True)
+        folder.write_config(conf)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.folder.path
 
     def checkpoint(self, server_round: int, arrays: ArrayRecord) -> Path:
         """Save the round's shared weights atomically."""
-        path = self.run_dir / "checkpoints" / f"round-{server_round:04d}.pt"
         state = {k: v.clone() for k, v in arrays.to_torch_state_dict().items()}
-        atomic_save(
-            {"round": server_round, "method": self.conf.strategy.method, "shared": state}, path
-        )
-        return path
+        return self.folder.save_checkpoint(server_round, state, self.conf.strategy.method)
 
     def write_metrics(
         self,
@@ -49,38 +43,22 @@ class RunRecorder:
         for phase in ("train", "evaluate"):
             phase_rows = [r for r in rows if r["phase"] == phase]
             if phase_rows:
-                atomic_write_csv(phase_rows, self.run_dir / f"{phase}.csv")
+                self.folder.write_csv(phase, phase_rows)
         if round_rows:
-            atomic_write_csv(round_rows, self.run_dir / "rounds.csv")
+            self.folder.write_csv("rounds", round_rows)
         if failures:
-            atomic_write_csv(failures, self.run_dir / "failures.csv")
+            self.folder.write_csv("failures", failures)
 
     def previous_rows(self, up_to_round: int) -> dict[str, list[dict[str, Any]]]:
-        """Rows of the CSVs already in the run directory, for rounds <= ``up_to_round``
+        """Rows of the CSVs already in the run folder, for rounds <= ``up_to_round``
         (a resumed run keeps them)."""
-        found: dict[str, list[dict[str, Any]]] = {}
-        for name in ("train", "evaluate", "rounds", "failures"):
-            path = self.run_dir / f"{name}.csv"
-            rows = []
-            if path.exists():
-                with path.open() as handle:
-                    rows = list(csv.DictReader(handle))
-            parsed = [{k: _number(v) for k, v in row.items()} for row in rows]
-            found[name] = [r for r in parsed if int(r["round"]) <= up_to_round]
-        return found
+        return {
+            name: [r for r in self.folder.read_csv(name) if int(r["round"]) <= up_to_round]
+            for name in CSV_NAMES
+        }
 
     def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_text(json.dumps(summary, indent=2) + "\n", self.run_dir / "summary.json")
-
-
-def _number(text: str) -> Any:
-    """CSV cell back to int / float where it is one."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
+        self.folder.write_summary(summary)
 
 
 def summarize(

@@ -6,21 +6,12 @@ rest) and by the ServerApp itself when ``resume=true`` (so a deployed run checks
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-from common.checkpoint import latest_checkpoint
-from common.config import RUN_SCHEDULE_KEYS, RunConfig, from_run_config, run_identity
+from common.config import RUN_SCHEDULE_KEYS, RunConfig, run_identity
+from common.run_folder import RunFolder
 from common.train import round_lr
-
-
-def rounds_done(run_dir: Path) -> int:
-    """The last round checkpointed in ``run_dir`` (0 if none)."""
-    try:
-        return int(latest_checkpoint(run_dir).stem.removeprefix("round-"))
-    except FileNotFoundError:
-        return 0
 
 
 def previous_run(conf: RunConfig, run_dir: Path) -> str:
@@ -29,11 +20,10 @@ def previous_run(conf: RunConfig, run_dir: Path) -> str:
     Raises if ``run_dir`` holds a run of a different config, or if ``conf`` would change the
     learning rate of a round that run has already trained.
     """
-    saved = run_dir / "config.json"
-    if not saved.exists():
+    folder = RunFolder(run_dir)
+    if not folder.config_file.exists():
         return "new"
-    # Through the typed config, so keys added since the run started read as their defaults.
-    old = from_run_config(json.loads(saved.read_text()))
+    old = folder.read_config()
     before, now = run_identity(old), run_identity(conf)
     changed = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
     if set(changed) - RUN_SCHEDULE_KEYS:
@@ -41,7 +31,7 @@ def previous_run(conf: RunConfig, run_dir: Path) -> str:
             f"{run_dir} holds a run with another config (keys {changed}); "
             "use a new output_dir or sweep directory"
         )
-    done = rounds_done(run_dir)
+    done = folder.rounds_done()
     for server_round in range(1, done + 1):
         was = round_lr(old.train, server_round, old.num_rounds)
         will = round_lr(conf.train, server_round, conf.num_rounds)
@@ -51,7 +41,7 @@ def previous_run(conf: RunConfig, run_dir: Path) -> str:
                 f"({', '.join(changed) or 'num_rounds'}) gives it lr {will:g}. Use a new "
                 "output_dir, or a schedule that leaves the rounds already done unchanged"
             )
-    summary = run_dir / "summary.json"
-    if summary.exists() and json.loads(summary.read_text())["rounds"] >= conf.num_rounds:
+    summary = folder.read_summary()
+    if summary is not None and summary["rounds"] >= conf.num_rounds:
         return "finished"
     return "interrupted" if done else "new"

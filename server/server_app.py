@@ -13,10 +13,9 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, MetricRecord
 from flwr.serverapp import Grid, ServerApp
 from flwr.supercore import log
 
-from common.checkpoint import latest_checkpoint, load_shared_checkpoint
 from common.config import from_run_config
-from common.model import create_model
-from common.paths import run_dir
+from common.init import initial_model
+from common.run_folder import RunFolder, load_shared_checkpoint
 from common.split import KeySplit
 from common.train import round_lr
 from server.results import RunRecorder, format_summary, summarize
@@ -31,11 +30,11 @@ def main(grid: Grid, context: Context) -> None:
     """Run ``num_rounds`` of train + coded evaluation, writing results to the run dir."""
     started = time.perf_counter()
     conf = from_run_config(context.run_config)
-    model = create_model(conf.model, seed=conf.seed)
+    model = initial_model(conf.model, seed=conf.seed)
     split = KeySplit.from_keys(model.state_dict(), conf.strategy.shared_prefixes)
     if conf.resume:  # before config.json is rewritten: refuse a run of another config
-        previous_run(conf, run_dir(conf, context.run_id))
-    recorder = RunRecorder(run_dir(conf, context.run_id), conf)
+        previous_run(conf, RunFolder.of(conf, context.run_id).path)
+    recorder = RunRecorder(RunFolder.of(conf, context.run_id), conf)
     log(
         INFO,
         "fedntc: method=%s, %d shared / %d personal keys, run dir %s",
@@ -48,7 +47,7 @@ def main(grid: Grid, context: Context) -> None:
     initial = ArrayRecord(split.shared_state(model.state_dict()))
     done = 0
     if conf.resume:
-        checkpoint = latest_checkpoint(recorder.run_dir)
+        checkpoint = recorder.folder.latest_checkpoint()
         shared, done = load_shared_checkpoint(checkpoint)
         split.check_shared_keys(shared, origin=str(checkpoint))
         initial = ArrayRecord(shared)

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from server.superlink import OFFLINE_ENV, free_port
+from launch.superlink import OFFLINE_ENV, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTION = "fedntc-test"

@@ -3,9 +3,13 @@ import torch
 from flwr.app import ArrayRecord, MessageType
 
 from client.client_app import evaluate, train
-from client.state import STATE_KEY, read_state_file, write_state_file
+from client.state import STATE_KEY
 from common.model import create_model
-from common.paths import client_state_file
+from common.run_folder import (
+    RunFolder,
+    read_state_file,
+    write_state_file,
+)
 from common.split import KeySplit
 from tests.helpers import make_context, server_message, tiny_config
 
@@ -31,7 +35,7 @@ def test_train_twice_keeps_and_updates_personal_state(tmp_path):
     assert not reply.has_error()
     first = {k: v.clone() for k, v in personal_from_context(context).items()}
     assert set(first) == split.personal
-    state_file = client_state_file(conf, tmp_path / "run", 1)
+    state_file = RunFolder(tmp_path / "run").client_state_file(conf, 1)
     assert state_file.parent == tmp_path / "run" / "client-state" / "client-1"
     assert state_file.exists()
 
@@ -97,7 +101,7 @@ def test_another_run_in_the_same_state_dir_starts_fresh(tmp_path):
     )
     assert reply.content["metrics"]["state-round"] == 0
     files = sorted((tmp_path / "node-state" / "client-0").glob("personal-*.pt"))
-    assert len(files) == 2 and client_state_file(conf, tmp_path, 0) in files
+    assert len(files) == 2 and RunFolder(tmp_path).client_state_file(conf, 0) in files
 
 
 def test_state_file_of_another_model_is_refused(tmp_path):

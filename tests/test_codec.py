@@ -13,15 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from client.codec_cli import main
-from client.state import write_state_file
-from client.trained import load_client_model
-from common.bitstream import FORMAT_VERSION, BitstreamError
-from common.codec import Codec
+from codec.bitstream import FORMAT_VERSION, BitstreamError
+from codec.cli import main
+from codec.codec import Codec
+from codec.trained import load_client_model
 from common.config import TrainConfig
 from common.data import load_client_data, train_batches
 from common.model import create_model
-from common.paths import client_state_file
+from common.run_folder import (
+    RunFolder,
+    write_state_file,
+)
 from common.split import KeySplit
 from common.train import train_steps
 from server.results import RunRecorder
@@ -36,12 +38,12 @@ def run_dir(tmp_path_factory) -> Path:
     model = create_model(conf.model, seed=conf.seed)
     split = KeySplit.from_keys(model.state_dict(), conf.strategy.shared_prefixes)
     train_conf = TrainConfig(local_steps=40, lr=5e-3, lmbda=0.01)
-    recorder = RunRecorder(Path(conf.output_dir), conf)
+    recorder = RunRecorder(RunFolder(Path(conf.output_dir)), conf)
     for client_id in (0, 1):
         data = load_client_data(conf.data, client_id, conf.seed)
         batches = train_batches(data.train, 32, 8, seed=client_id)
         train_steps(model, batches, train_conf, torch.device("cpu"))
-        state_file = client_state_file(conf, Path(conf.output_dir), client_id)
+        state_file = RunFolder(Path(conf.output_dir)).client_state_file(conf, client_id)
         write_state_file(state_file, split.personal_state(model.state_dict()), conf.model, 1)
     recorder.checkpoint(1, ArrayRecord(split.shared_state(model.state_dict())))
     return Path(conf.output_dir)
@@ -260,3 +262,39 @@ def test_hyperprior_codec_round_trip():
         Codec.from_model(
             create_model(ModelConfig(name="bmshj2018-hyperprior", N=8, M=12), seed=1)
         ).decode(data)
+
+
+def test_codec_works_with_a_model_file_alone(tmp_path):
+    """No run needed: a base model file, or a plain CompressAI state dict of --arch."""
+    from common.config import ModelConfig
+    from common.init import save_base
+
+    model = create_model(ModelConfig(N=8, M=12), seed=5)
+    base = tmp_path / "base.pt"
+    save_base(model.state_dict(), {"name": "bmshj2018-factorized", "N": 8, "M": 12}, base)
+    plain = tmp_path / "plain.pth.tar"
+    torch.save({"state_dict": model.state_dict()}, plain)
+    image = tmp_path / "in" / "photo.png"
+    image.parent.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 255, (40, 52, 3), dtype=np.uint8)).save(image)
+    for name, path in (("base", base), ("plain", plain)):
+        bits, out = tmp_path / f"bits-{name}", tmp_path / f"out-{name}"
+        assert main(["compress", "--checkpoint", str(path), str(image), "-o", str(bits)]) == 0
+        assert main(["decompress", "--checkpoint", str(path), str(bits), "-o", str(out)]) == 0
+        assert Image.open(out / "photo.png").size == (52, 40)
+    assert (
+        main(
+            [
+                "compress",
+                "--checkpoint",
+                str(base),
+                "--client",
+                "0",
+                str(image),
+                "-o",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 2
+    )

@@ -5,7 +5,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from common.config import ConfigError, RunConfig, flatten, from_run_config, run_key
-from server.simulate import split_config
+from launch.simulate import split_config
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -12,7 +12,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from server.submit import submit
+from launch.submit import submit
 from tests.deployment import ROOT, Deployment
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

@@ -10,15 +10,17 @@ import torch
 from flwr.app import ArrayRecord
 from hydra import compose, initialize_config_dir
 
-from client.state import model_signature
-from common.checkpoint import load_shared_checkpoint
 from common.config import ModelConfig
 from common.data import load_client_data
 from common.evaluate import code_image
 from common.model import create_model
-from common.paths import client_state_file
+from common.run_folder import (
+    RunFolder,
+    load_shared_checkpoint,
+    model_signature,
+)
 from common.split import KeySplit, fingerprint, merge_state
-from server.simulate import run_simulation, split_config
+from launch.simulate import run_simulation, split_config
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERRIDES = [
@@ -70,7 +72,7 @@ def test_personalized_simulation_end_to_end(tmp_path, monkeypatch):
     model = create_model(ModelConfig(name="bmshj2018-factorized", N=8, M=12), seed=conf.seed)
     split = KeySplit.from_keys(model.state_dict(), ["g_a", "g_s"])
     for client_id in range(3):
-        saved = torch.load(client_state_file(conf, run_dir, client_id), weights_only=True)
+        saved = torch.load(RunFolder(run_dir).client_state_file(conf, client_id), weights_only=True)
         assert saved["model"] == model_signature(conf.model) and saved["round"] == 2
         assert set(saved["state"]) == split.personal
         row = next(r for r in final if int(float(r["client-id"])) == client_id)
@@ -78,7 +80,7 @@ def test_personalized_simulation_end_to_end(tmp_path, monkeypatch):
         assert int(float(row["personal-hash"])) == fingerprint(split.trainable_personal_state(used))
 
     # a real bitstream from client 0's model decodes to the model's reconstruction
-    saved = torch.load(client_state_file(conf, run_dir, 0), weights_only=True)
+    saved = torch.load(RunFolder(run_dir).client_state_file(conf, 0), weights_only=True)
     model.load_state_dict(merge_state(model.state_dict(), saved["state"], shared))
     model.eval().update(force=True)
     image = load_client_data(conf.data, 0, conf.seed).test[0]
@@ -108,7 +110,7 @@ def test_personalized_simulation_end_to_end(tmp_path, monkeypatch):
     assert sorted({int(r) for _, r in rounds}) == [1, 2, 3] and len(rounds) == 9
     assert (run_dir / "checkpoints" / "round-0003.pt").exists()
     for client_id in range(3):
-        saved = torch.load(client_state_file(conf, run_dir, client_id), weights_only=True)
+        saved = torch.load(RunFolder(run_dir).client_state_file(conf, client_id), weights_only=True)
         assert saved["round"] == 3
     # round 3 started from each client's round-2 personal state, reloaded from disk
     round3 = [r for r in csv.DictReader((run_dir / "train.csv").open()) if r["round"] == "3"]

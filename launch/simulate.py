@@ -1,7 +1,7 @@
 """Hydra entry: compose and validate the config, then run a Ray simulation via ``flwr run``.
 
-    python -m server.simulate strategy=local train.lmbda=0.0067
-    python -m server.simulate -m strategy=personalized,fedavg,local   # compare methods
+    python -m launch.simulate strategy=local train.lmbda=0.0067
+    python -m launch.simulate -m strategy=personalized,fedavg,local   # compare methods
 
 The real entry, :func:`run_simulation`, takes a composed config so tests call it with
 ``hydra.compose``. The config is flattened into a Flower run-config file and submitted with
@@ -26,10 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from common.config import ConfigError, RunConfig, flatten, from_mapping
+from common.init import base_path
 from common.preflight import preflight
+from launch.superlink import CONNECTION, LocalSimulationLink, flower_executable
 from server.results import format_summary
 from server.resume import previous_run
-from server.superlink import CONNECTION, LocalSimulationLink, flower_executable
 
 log = logging.getLogger(__name__)
 APP_DIR = Path(__file__).resolve().parent.parent
@@ -48,7 +49,7 @@ class SimulationSettings:
 
 @dataclass
 class DeploymentSettings:
-    """Where ``server.submit`` sends the run: a SuperLink's address and its CA certificate."""
+    """Where ``launch.submit`` sends the run: a SuperLink's address and its CA certificate."""
 
     address: str = "127.0.0.1:9093"
     root_certificates: str = ""
@@ -88,8 +89,9 @@ def split_all(cfg: DictConfig) -> tuple[RunConfig, SimulationSettings, Deploymen
 
 
 def absolute_paths(conf: RunConfig) -> RunConfig:
-    """Resolve relative paths against this directory: the ServerApp and ClientApps run in
-    other processes with other working directories."""
+    """Resolve relative paths against this directory and ``model.init=base`` to the shipped
+    file: the ServerApp and ClientApps run in other processes with other working
+    directories, from an app bundle that holds no weights."""
 
     def resolve(path: str) -> str:
         return str(Path(path).expanduser().resolve()) if path else path
@@ -98,6 +100,11 @@ def absolute_paths(conf: RunConfig) -> RunConfig:
     conf.state_dir = resolve(conf.state_dir)
     conf.data.root = resolve(conf.data.root)
     conf.data.hf_data_dir = resolve(conf.data.hf_data_dir)
+    # Flower's app bundle carries no weight files: name the starting point by its full path.
+    if conf.model.init == "base":
+        conf.model.init = str(base_path(conf.model))
+    elif conf.model.init not in ("scratch", "zoo"):
+        conf.model.init = resolve(conf.model.init)
     return conf
 
 

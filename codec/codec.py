@@ -16,11 +16,11 @@ import torch
 from compressai.models import CompressionModel
 from PIL import Image
 
-from .bitstream import FINGERPRINT_BYTES, Bitstream, BitstreamError
-from .data.images import GRAYSCALE_MODES, to_rgb
-from .evaluate import pad_to
-from .model import stride
-from .split import state_digest
+from codec.bitstream import FINGERPRINT_BYTES, Bitstream, BitstreamError
+from common.data.images import GRAYSCALE_MODES, to_rgb
+from common.evaluate import pad_to
+from common.model import stride
+from common.split import state_digest
 
 
 def image_to_tensor(image: Image.Image) -> tuple[torch.Tensor, str]:

@@ -1,9 +1,9 @@
 """Hydra entry for a real deployment: submit the app to a running SuperLink with ``flwr run``.
 
-    python -m server.submit deployment.address=server.example:9093 \
+    python -m launch.submit deployment.address=server.example:9093 \
         deployment.root_certificates=/path/ca.crt data=folder strategy=personalized
 
-The config tree is the one ``server.simulate`` uses; ``deployment.*`` says where the
+The config tree is the one ``launch.simulate`` uses; ``deployment.*`` says where the
 SuperLink is. The ServerApp writes results on the SuperLink's machine (``output_dir`` there);
 the log streams to this machine's Hydra job directory, and when ``output_dir`` is visible
 here its summary is printed.
@@ -19,9 +19,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from launch.simulate import CONF_DIR, read_summary, split_all, submit_run
+from launch.superlink import OFFLINE_ENV
 from server.results import format_summary
-from server.simulate import CONF_DIR, read_summary, split_all, submit_run
-from server.superlink import OFFLINE_ENV
 
 CONNECTION = "fedntc-remote"
 

@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 import torch
 from compressai.models import CompressionModel
 
-from .config import TrainConfig
-from .split import KeySplit
-from .train import train_steps
+from common.config import TrainConfig
+from common.split import KeySplit
+from common.train import train_steps
 
 
 def adapt_entropy_model(

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .evaluate import multiscale_ssim, psnr
+from common.evaluate import multiscale_ssim, psnr
 
 CODECS = {"JPEG": "JPEG", "WebP": "WEBP"}
 QUALITIES = (5, 10, 20, 30, 50, 70, 85, 95)

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from server.rd_report import METHODS, bd_rate, bd_table, curve
+from study.bd_rate import METHODS, bd_rate, bd_table, curve
 
 RATES = [0.1, 0.2, 0.4, 0.8]
 PSNRS = [28.0, 31.0, 34.0, 37.0]
@@ -84,7 +84,7 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
     import csv
 
     from common.config import DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig
-    from server.rd_report import build_report
+    from study.report import build_report
 
     saving = {0.0: 1.0, 2.0: 0.8}  # personalized's rate relative to the baselines
     for heterogeneity, scale in saving.items():
@@ -132,7 +132,7 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
 
 
 def test_convergence_checks_flag_moving_losses_and_broken_curves():
-    from server.convergence import convergence_rows, format_convergence
+    from study.convergence import convergence_rows, format_convergence
 
     flat = [{"run": "a", "round": k, "loss": 10.0 + 0.01 * (k % 2)} for k in range(1, 9)]
     falling = [{"run": "b", "round": k, "loss": 20.0 - k} for k in range(1, 9)]
@@ -156,7 +156,7 @@ def test_convergence_checks_flag_moving_losses_and_broken_curves():
 
 
 def test_loss_check_reads_only_the_rounds_at_the_final_lr():
-    from server.convergence import loss_rows
+    from study.convergence import loss_rows
 
     # 6 rounds at lr 1e-3 still falling, then a decay step and 4 flat rounds at 1e-4
     moving = [{"run": "a", "round": k, "loss": 20.0 - k, "lr": 1e-3} for k in range(1, 7)]
@@ -180,7 +180,7 @@ def test_loss_check_reads_only_the_rounds_at_the_final_lr():
 
 
 def test_comparison_table_separates_settings_and_seeds():
-    from server.report import comparison_table
+    from study.callback import comparison_table
 
     def summary(setting, seed, bpp):
         client = {"real_bpp": bpp, "psnr": 30.0, "ms_ssim": 0.9}
@@ -241,7 +241,7 @@ def test_report_regenerates_from_its_csvs_and_merges_seeds_trained_apart(tmp_pat
     in two sources is refused, a source named twice is read once."""
     import shutil
 
-    from server.rd_report import build_report
+    from study.report import build_report
 
     kept, _, _, _ = build_report([write_sweep(tmp_path / "seed0", 0.9, 0)], tmp_path / "kept")
     shutil.rmtree(tmp_path / "seed0")  # the report folder alone is enough from here on
@@ -274,7 +274,7 @@ def test_merging_renames_settings_and_reuses_classic_codec_rows(tmp_path):
     image report's JPEG/WebP rows are reused, not recomputed (its data is gone)."""
     import json
 
-    from server.rd_report import build_report
+    from study.report import build_report
 
     kept, _, _, _ = build_report([write_sweep(tmp_path / "h1", 0.9)], tmp_path / "kept")
     out, table, _, _ = build_report(
@@ -299,7 +299,7 @@ def test_merging_renames_settings_and_reuses_classic_codec_rows(tmp_path):
 
 
 def test_report_sources_that_cannot_be_read_say_why(tmp_path):
-    from server.rd_report import build_report, main
+    from study.report import build_report, main
 
     kept, _, _, _ = build_report([write_sweep(tmp_path / "s", 0.9)], tmp_path / "kept")
     (kept / "training.csv").unlink()  # a report written before reports kept it
@@ -317,7 +317,7 @@ def test_report_sources_that_cannot_be_read_say_why(tmp_path):
 def test_matched_lambda_cost_compares_points_a_bd_rate_cannot():
     """At the same λ, the method with the lower test-set R + λ·255²·MSE is better; this
     still reads curves whose top stopped gaining quality (BD-rate: not monotone)."""
-    from server.lagrangian import cost, format_lagrangian, lagrangian_rows, lagrangian_summary
+    from study.lagrangian import cost, format_lagrangian, lagrangian_rows, lagrangian_summary
 
     point = {"real_bpp": 0.5, "psnr": 30.0, "lmbda": 0.01}
     assert cost(point) == pytest.approx(0.5 + 0.01 * 255**2 * 1e-3)

@@ -6,6 +6,7 @@ Also ``evaluate`` (rate and quality per image) and ``adapt`` (onboard a new clie
     fedntc-codec decompress --run RUN --client 0 out/ -o decoded/
     fedntc-codec evaluate   --run RUN --client 0 images/ --csv results.csv
     fedntc-codec adapt      --run RUN --images new-client/train --state-out new/personal.pt
+    fedntc-codec compress   --checkpoint models/bmshj2018-factorized-N64-M96.pt photo.png -o out/
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ from compressai.models import CompressionModel
 from PIL import Image
 from tqdm import tqdm
 
-from client.state import write_state_file
-from client.trained import load_client_model
-from common.adapt import adapt_entropy_model, reset_personal
-from common.bitstream import BitstreamError
+from codec.adapt import adapt_entropy_model, reset_personal
+from codec.bitstream import BitstreamError
+from codec.codec import Codec, image_to_tensor
+from codec.trained import load_client_model
 from common.checkpoint import atomic_write_bytes, atomic_write_csv
-from common.codec import Codec, image_to_tensor
 from common.data import train_batches
 from common.data.images import IMAGE_SUFFIXES, ImageLoadError, load_images
 from common.evaluate import estimated_bits, multiscale_ssim, psnr
+from common.init import load_model_file
 from common.model import create_model
+from common.run_folder import write_state_file
 
 SUFFIX = ".fntc"
 
@@ -68,6 +70,14 @@ def open_image(path: Path) -> Image.Image:
 
 
 def load_codec(args: argparse.Namespace) -> Codec:
+    """A run's global transforms with one client's entropy model, or (no ``--run``) a whole
+    model file given by ``--checkpoint``: the shipped base model or a CompressAI state dict."""
+    if args.run is None:
+        if args.checkpoint is None or args.client is not None or args.state is not None:
+            raise ValueError(
+                "name a run (--run RUN --client K) or a model file alone (--checkpoint FILE)"
+            )
+        return Codec.from_model(load_model_file(args.checkpoint, args.arch))
     model, _, _ = load_client_model(args.run, args.client, args.state, args.checkpoint)
     return Codec.from_model(model)
 
@@ -182,11 +192,19 @@ def parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--run", type=Path, required=True, help="run directory of a training run")
+        p.add_argument("--run", type=Path, help="run directory of a training run")
         who = p.add_mutually_exclusive_group()
         who.add_argument("--client", type=int, help="client id whose personal model to use")
         who.add_argument("--state", type=Path, help="a personal state file (personal.pt)")
-        p.add_argument("--checkpoint", type=Path, help="shared weights (default: last round)")
+        p.add_argument(
+            "--checkpoint",
+            type=Path,
+            help="with --run: shared weights of a round (default: the last); alone: a whole "
+            "model file (models/*.pt, or a CompressAI state dict of --arch)",
+        )
+        p.add_argument(
+            "--arch", default="bmshj2018-factorized", help="architecture of a plain state dict"
+        )
         return p
 
     p = add("compress", "image files or folders -> .fntc bitstreams")
@@ -230,6 +248,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "adapt" and args.run is None:
+        print(
+            "fedntc-codec adapt: error: adapt needs --run (its frozen transforms)", file=sys.stderr
+        )
+        return 2
     if args.command == "adapt" and args.client is None and args.state is None:
         args.client = 0  # any trained client: only its shared transforms are used
     try:

@@ -9,12 +9,13 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from server.report_sources import setting_names
+from study.same_rate import format_same_rate, same_rate_rows
+from study.sources import setting_names
 
 
 def collect_summaries(root: Path) -> list[dict[str, Any]]:
     """Every ``summary.json`` under ``root`` (one per finished run), with the run's ``seed``
-    and ``setting`` (see :func:`server.report_sources.setting_names`) added."""
+    and ``setting`` (see :func:`study.sources.setting_names`) added."""
     paths = sorted(root.glob("**/summary.json"))
     configs = {p.parent: json.loads((p.parent / "config.json").read_text()) for p in paths}
     settings = setting_names(configs) if configs else {}
@@ -65,11 +66,14 @@ class PrintResultsCallback(Callback):
     the R–D report (``fedntc-report``) into ``<sweep dir>/report``."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from server.rd_report import build_report, format_report
+        from study.report import build_report, format_report
 
         sweep_dir = Path(config.hydra.sweep.dir)
         print(f"\nResults of {sweep_dir} (final round, real bitstreams):", flush=True)
         print(comparison_table(collect_summaries(sweep_dir)), flush=True)
         out, table, convergence, matched = build_report([sweep_dir])
+        runs = sorted(p.parent for p in sweep_dir.glob("**/summary.json"))
+        if len({s["setting"] for s in collect_summaries(sweep_dir)}) == 1:
+            print(format_same_rate(same_rate_rows(runs)), flush=True)
         print(format_report(table, convergence, matched), flush=True)
         print(f"R-D plots, training curves and tables: {out}", flush=True)

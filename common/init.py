@@ -1,0 +1,138 @@
+"""Starting points of a run (``model.init``): scratch, a CompressAI zoo model, or a file.
+
+* ``scratch``: seeded random weights (the paper's setting).
+* ``zoo``: CompressAI's pretrained ``model.name`` at ``model.quality`` through CompressAI's
+  own loader, which caches in torch hub's folder (``$TORCH_HOME/hub/checkpoints``); N and M
+  follow the quality. Offline without the cached file, it fails naming file and folder.
+* ``base``: the project's shipped base model for ``model.name``/N/M (``models/``).
+* a path: a base model file, a plain CompressAI state dict (``.pth.tar`` with or without a
+  ``state_dict`` key), or a file written by ``fedntc-codec export`` (a run's global
+  transforms with one client's entropy model).
+
+Every process of a run (server and every client, every method) builds the same weights
+from the same ``model.init``; a resumed run overwrites them with its saved state.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+from typing import Any
+
+import torch
+from compressai.models import CompressionModel
+
+from .checkpoint import atomic_save, load_tensors
+from .config import ConfigError, ModelConfig
+from .model import create_model
+from .split import is_coding_table
+
+BASE_FORMAT = "fedntc-base-1"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+def zoo_state_dict(name: str, quality: int) -> dict[str, torch.Tensor]:
+    """The zoo weights through CompressAI's loader (``compressai.zoo``), which reads torch
+    hub's cache or downloads the file into it once."""
+    from compressai.zoo import image as zoo
+    from compressai.zoo import image_models
+
+    url = zoo.model_urls[name]["mse"][quality]
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    try:
+        model = image_models[name](quality=quality, metric="mse", pretrained=True, progress=False)
+    except (urllib.error.URLError, OSError) as err:
+        raise ConfigError(
+            f"model.init=zoo needs {cached.name} in {cached.parent}; it is not there and could "
+            f"not be downloaded from {url} ({err}); put the file in that folder"
+        ) from err
+    return model.state_dict()
+
+
+def base_path(conf: ModelConfig) -> Path:
+    """The shipped base model file for ``conf`` (``models/<name>-N<N>-M<M>.pt``)."""
+    path = MODELS_DIR / f"{conf.name}-N{conf.N}-M{conf.M}.pt"
+    if not path.exists():
+        shipped = sorted(p.name for p in MODELS_DIR.glob("*.pt"))
+        raise ConfigError(
+            f"model.init=base: no shipped base model {path.name} in {MODELS_DIR}; shipped: "
+            f"{shipped} (set model.name/N/M to one of them)"
+        )
+    return path
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Float32 weights of a base model file or a plain CompressAI state dict."""
+    if not path.exists():
+        raise ConfigError(f"config key 'model.init': file {path} does not exist")
+    saved: Any = load_tensors(path)
+    if isinstance(saved, dict) and isinstance(saved.get("state_dict"), dict):
+        saved = saved["state_dict"]  # a base model file, or a CompressAI training checkpoint
+    if not isinstance(saved, dict) or not all(torch.is_tensor(v) for v in saved.values()):
+        raise ConfigError(f"config key 'model.init': {path} holds no state dict of tensors")
+    from compressai.zoo.pretrained import load_pretrained
+
+    return {k: v.float() if v.is_floating_point() else v for k, v in load_pretrained(saved).items()}
+
+
+def load_into(model: CompressionModel, state: dict[str, torch.Tensor], origin: str) -> None:
+    """Load ``state`` (all keys, same shapes but coding tables); errors name the keys."""
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = sorted(
+        f"{k} {tuple(state[k].shape)} (model: {tuple(own[k].shape)})"
+        for k in set(own) & set(state)
+        if own[k].shape != state[k].shape and not is_coding_table(k)
+    )
+    if missing or unexpected or wrong:
+        raise ConfigError(
+            f"{origin} does not fit the configured model: missing keys {missing[:6]}, "
+            f"unexpected keys {unexpected[:6]}, other shapes {wrong[:6]} "
+            "(check model.name, model.N and model.M)"
+        )
+    model.load_state_dict(state)
+
+
+def initial_model(conf: ModelConfig, seed: int | None = None) -> CompressionModel:
+    """The model a run starts from (see the module docstring)."""
+    model = create_model(conf, seed=seed)
+    if conf.init == "scratch":
+        return model
+    if conf.init == "zoo":
+        state, origin = zoo_state_dict(conf.name, conf.quality), f"zoo {conf.name} q{conf.quality}"
+    else:
+        path = base_path(conf) if conf.init == "base" else Path(conf.init).expanduser()
+        state, origin = read_state_dict(path), str(path)
+    load_into(model, state, origin)
+    return model
+
+
+def load_model_file(path: Path, name: str = "bmshj2018-factorized") -> CompressionModel:
+    """A whole model from one file: a base model (its name, N and M are stored in it) or a
+    plain CompressAI state dict of architecture ``name`` (N and M read from its shapes)."""
+    from compressai.registry import MODELS
+
+    state = read_state_dict(path)
+    saved = load_tensors(path)
+    meta = saved.get("meta", {}) if isinstance(saved, dict) else {}
+    if saved.get("format") == BASE_FORMAT and {"name", "N", "M"} <= set(meta):
+        model = create_model(ModelConfig(name=meta["name"], N=meta["N"], M=meta["M"]))
+        load_into(model, state, str(path))
+        return model
+    if name not in MODELS:
+        raise ConfigError(f"model {name!r} is not a CompressAI model; known: {sorted(MODELS)}")
+    try:
+        return MODELS[name].from_state_dict(state)
+    except (KeyError, RuntimeError, AttributeError) as err:
+        raise ConfigError(f"{path} is not a {name} state dict: {err}") from err
+
+
+def save_base(state: dict[str, torch.Tensor], meta: dict[str, Any], dest: Path) -> None:
+    """Write a base model file: weights in fp16 (loaded back as fp32: encoder and decoder
+    then hold the same fp32 values, so coding stays bit-exact), coding tables as they are,
+    plus ``meta`` (name, N, M, λ, steps)."""
+    stored = {
+        k: v.detach().to("cpu").half() if v.is_floating_point() and not is_coding_table(k) else v
+        for k, v in state.items()
+    }
+    atomic_save({"format": BASE_FORMAT, "meta": meta, "state_dict": stored}, dest)

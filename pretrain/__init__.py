@@ -1,0 +1,1 @@
+"""Central training of the project's base model (``fedntc-pretrain``)."""

@@ -1,0 +1,1 @@
+"""The rate–distortion study: tables and comparisons read from finished runs."""

@@ -1,0 +1,124 @@
+"""Bjøntegaard delta rate (PSNR based) of ``personalized`` against each baseline, per client
+and seed and over seeds, and its one-screen summary."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import warnings
+from collections import defaultdict
+from itertools import pairwise
+from typing import Any
+
+import bjontegaard
+
+METHODS = ("personalized", "fedavg", "local")
+
+
+def curve(rows: list[dict[str, Any]], method: str, client: str, seed: Any = None):
+    """(rates, psnrs) sorted by λ for one method and client (one seed, or mean over seeds)."""
+    by_lmbda: dict[float, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if r["method"] == method and r["client"] == client and (seed is None or r["seed"] == seed):
+            by_lmbda[r["lmbda"]].append(r)
+    lmbdas = sorted(by_lmbda)
+    rates = [statistics.fmean(r["real_bpp"] for r in by_lmbda[lm]) for lm in lmbdas]
+    psnrs = [statistics.fmean(r["psnr"] for r in by_lmbda[lm]) for lm in lmbdas]
+    spread = [statistics.pstdev([r["psnr"] for r in by_lmbda[lm]]) for lm in lmbdas]
+    return rates, psnrs, spread
+
+
+def bd_rate(
+    anchor: tuple[list[float], list[float]], test: tuple[list[float], list[float]]
+) -> tuple[float, str]:
+    """BD-rate in % (negative: ``test`` needs less rate) and a status: ``ok``, ``too few
+    points`` (under 2 λ values), ``not monotone`` (PSNR does not rise with the rate along a
+    curve, so there is no R–D curve to integrate) or ``no overlap`` (PSNR ranges overlap too
+    little)."""
+    if min(len(anchor[0]), len(test[0])) < 2:
+        return math.nan, "too few points"
+    for rates, psnrs in (anchor, test):
+        ordered = [q for _, q in sorted(zip(rates, psnrs, strict=True))]
+        if any(a >= b for a, b in pairwise(ordered)):
+            return math.nan, "not monotone"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            value = bjontegaard.bd_rate(
+                anchor[0],
+                anchor[1],
+                test[0],
+                test[1],
+                method="akima",
+                require_matching_points=False,
+            )
+        except (ValueError, AssertionError, ZeroDivisionError):
+            return math.nan, "no overlap"
+    value = float(value)
+    return value, "ok" if math.isfinite(value) else "no overlap"
+
+
+def bd_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """BD-rate of personalized vs each baseline, per client and seed, and over seeds."""
+    table = []
+    clients = sorted({r["client"] for r in rows}, key=lambda c: (c == "mean", c))
+    seeds = sorted({r["seed"] for r in rows})
+    for baseline in ("local", "fedavg"):
+        for client in clients:
+            values, statuses = [], []
+            for seed in seeds:
+                anchor = curve(rows, baseline, client, seed)[:2]
+                test = curve(rows, "personalized", client, seed)[:2]
+                value, status = bd_rate(anchor, test)
+                values.append(value)
+                statuses.append(status)
+                table.append(
+                    {
+                        "test": "personalized",
+                        "anchor": baseline,
+                        "client": client,
+                        "seed": seed,
+                        "bd_rate_percent": value,
+                        "status": status,
+                    }
+                )
+            finite = [v for v in values if math.isfinite(v)]
+            table.append(
+                {
+                    "test": "personalized",
+                    "anchor": baseline,
+                    "client": client,
+                    "seed": "all",
+                    "bd_rate_percent": statistics.fmean(finite) if finite else math.nan,
+                    "status": "ok" if finite else statuses[0],
+                    "std_over_seeds": statistics.pstdev(finite) if len(finite) > 1 else math.nan,
+                    "seeds_compared": len(finite),
+                }
+            )
+    return table
+
+
+def format_bd(table: list[dict[str, Any]]) -> str:
+    """BD-rate rows over seeds; curves with too few points get one line, not a row each."""
+    few = [r for r in table if r["seed"] == "all" and r["status"] == "too few points"]
+    table = [r for r in table if r not in few]
+    lines = (
+        [f"BD-rate: {len(few)} curve pairs have under 4 λ points (none computed)"] if few else []
+    )
+    if not any(r["seed"] == "all" for r in table):
+        return "\n".join(lines)
+    lines.append(f"{'BD-rate of personalized vs':>28} {'client':>7} {'mean %':>8} {'std':>6} seeds")
+    setting = None
+    for row in table:
+        if row.get("setting", setting) != setting:
+            setting = row["setting"]
+            lines.append(f"setting: {setting}")
+        if row["seed"] == "all":
+            value = row["bd_rate_percent"]
+            text = f"{value:8.2f}" if math.isfinite(value) else row["status"].rjust(14)
+            std = row["std_over_seeds"]
+            lines.append(
+                f"{row['anchor']:>28} {row['client']:>7} {text} "
+                f"{std if math.isfinite(std) else float('nan'):6.2f} {row['seeds_compared']}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,144 @@
+"""Rate–distortion report of a sweep: results CSV, R–D and training plots, BD-rate table.
+
+    fedntc-report SOURCE [SOURCE ...] [--out DIR] [--lmbda L ...]
+
+Reads every run (``config.json``, ``summary.json``, ``rounds.csv``) under each sweep folder,
+or the CSVs of an earlier report folder (so a report regenerates, and seeds trained apart
+merge, without the run directories), and writes, without retraining: ``results.csv`` (per
+run and client, plus the pixel-weighted mean as client ``mean``), ``training.csv`` (train
+loss and lr per run and round), ``settings.json`` (each setting's config), ``classic.csv``
+(JPEG/WebP on the same test images, image data only), ``bound.csv`` (each client's Shannon
+lower bound, vector source only), ``rd.png`` (one panel per client plus the mean; mean over
+seeds with their spread), ``training.png`` (train loss per round), ``bd_rate.csv``
+(Bjøntegaard delta rate, PSNR based, of ``personalized`` against ``local`` and ``fedavg``,
+per client and seed, and over seeds), ``convergence.csv`` (flat losses per run, rate and
+PSNR rising with λ per curve; see ``study.convergence``) and ``lagrangian.csv`` /
+``lagrangian_summary.csv`` (test-set R + λ·D of personalized vs each baseline at the same
+λ, which still reads curves too flat for a BD-rate; see ``study.lagrangian``).
+
+Runs whose configs differ in more than method, λ and seed (a sweep over
+``data.heterogeneity`` or ``data.num_clients``, say) form separate settings: each gets its
+own subfolder with ``rd.png`` and ``training.png``, and ``gain.png`` plots the BD-rate of
+the mean client against the setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from common.checkpoint import atomic_write_csv, atomic_write_text
+from study.baselines import bound_rows, classic_rows
+from study.bd_rate import bd_table, format_bd
+from study.convergence import convergence_rows, format_convergence
+from study.lagrangian import format_lagrangian, lagrangian_rows, lagrangian_summary
+from study.plots.gain import plot_gain
+from study.plots.rd import plot_rd
+from study.plots.training import plot_training
+from study.sources import is_report_dir, load_sources, settings_json
+
+
+def build_report(
+    sources: list[Path], out_dir: Path | None = None, lmbdas: list[float] | None = None
+) -> tuple[Path, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Write results.csv, training.csv, settings.json, classic.csv (images), bound.csv
+    (vectors), rd.png, training.png, bd_rate.csv, convergence.csv, lagrangian.csv and
+    lagrangian_summary.csv; return the output folder, the BD-rate table, the convergence
+    checks and the matched-λ summary (see :mod:`study.lagrangian`).
+
+    ``sources`` are sweep folders and/or earlier report folders (see
+    :mod:`study.sources`); the default ``out_dir`` is ``report/`` in a single sweep
+    folder. A sweep over several settings (e.g. heterogeneity) gets one subfolder of plots
+    per setting and ``gain.png``. ``lmbdas`` keeps only the runs of those λ values (e.g. to
+    leave out an unconverged one)."""
+    if out_dir is None:
+        if len(sources) != 1 or is_report_dir(sources[0]):
+            raise ValueError("name the output folder (--out) to read several sources or a report")
+        out_dir = sources[0] / "report"
+    if out_dir.resolve() in {s.resolve() for s in sources}:
+        raise ValueError(f"--out {out_dir} is one of the sources; write the report elsewhere")
+    rows_in = load_sources(sources)
+    results, training = rows_in.results, rows_in.training
+    if lmbdas:
+        keep = {round(x, 12) for x in lmbdas}
+        results = [r for r in results if round(r["lmbda"], 12) in keep]
+        training = [r for r in training if round(r["lmbda"], 12) in keep]
+        if not results:
+            raise ValueError(f"no finished runs with λ in {sorted(keep)} in {sources}")
+    kept = {r["setting"] for r in results}
+    settings = {name: conf for name, conf in rows_in.settings.items() if name in kept}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_csv(results, out_dir / "results.csv")
+    atomic_write_csv(training, out_dir / "training.csv")
+    atomic_write_text(settings_json(settings), out_dir / "settings.json")
+    table, classic_all, bounds_all = [], [], []
+    for name, conf in sorted(settings.items()):
+        rows = [r for r in results if r["setting"] == name]
+        clients = sorted({r["client"] for r in rows if r["client"] != "mean"}, key=int)
+        if name in rows_in.classic:
+            classic = [r for r in rows_in.classic[name] if r["client"] in [*clients, "mean"]]
+        else:
+            classic = [{"setting": name, **r} for r in classic_rows(conf, clients)]
+        bounds = bound_rows(conf, clients, rows)
+        classic_all += classic
+        bounds_all += [{"setting": name, **r} for r in bounds]
+        table += [{"setting": name, **r} for r in bd_table(rows)]
+        # a setting may name a path (data.root=/a/b): one folder level, not several
+        folder = out_dir if len(settings) == 1 else out_dir / name.replace("/", "_")
+        folder.mkdir(exist_ok=True)
+        kind = "vectors" if conf.data.source == "vectors" else "images"
+        plot_rd(rows, classic, bounds, clients, folder / "rd.png", kind)
+        setting_training = [r for r in training if r["setting"] == name]
+        if setting_training:
+            plot_training(setting_training, folder / "training.png")
+    if classic_all:
+        atomic_write_csv(classic_all, out_dir / "classic.csv")
+    if bounds_all:
+        atomic_write_csv(bounds_all, out_dir / "bound.csv")
+    atomic_write_csv(table, out_dir / "bd_rate.csv")
+    convergence = convergence_rows(results, training)
+    atomic_write_csv(convergence, out_dir / "convergence.csv")
+    points = lagrangian_rows(results)
+    matched = lagrangian_summary(points)
+    if points:
+        atomic_write_csv(points, out_dir / "lagrangian.csv")
+        atomic_write_csv(matched, out_dir / "lagrangian_summary.csv")
+    if len(settings) > 1:
+        plot_gain(table, out_dir / "gain.png")
+    return out_dir, table, convergence, matched
+
+
+def format_report(
+    table: list[dict[str, Any]], convergence: list[dict[str, Any]], matched: list[dict[str, Any]]
+) -> str:
+    """What a report prints: BD-rates, the matched-λ summary and the convergence checks."""
+    return "\n".join(
+        (format_bd(table), format_lagrangian(matched), format_convergence(convergence))
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="fedntc-report", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "sources",
+        type=Path,
+        nargs="+",
+        metavar="SOURCE",
+        help="sweep folder(s) of finished runs and/or earlier report folder(s), merged",
+    )
+    parser.add_argument("--out", type=Path, help="default: SWEEP_DIR/report (one sweep)")
+    parser.add_argument(
+        "--lmbda", type=float, nargs="+", help="only the runs of these λ values (default: all)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        out, table, convergence, matched = build_report(args.sources, args.out, args.lmbda)
+    except (FileNotFoundError, ValueError) as e:
+        parser.exit(2, f"fedntc-report: error: {e}\n")
+    print(format_report(table, convergence, matched))
+    print(f"report written to {out}")
+
+
+if __name__ == "__main__":
+    main()

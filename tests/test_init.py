@@ -1,0 +1,87 @@
+"""Starting points (model.init): every method starts from the same weights; zoo offline;
+files of another size fail naming the keys."""
+
+import dataclasses
+
+import pytest
+import torch
+from compressai.zoo import image as zoo
+from flwr.app import ArrayRecord
+
+from client.client_app import ClientSetup, build_model
+from common.config import ConfigError, ModelConfig
+from common.init import initial_model, save_base
+from common.model import create_model
+from common.split import KeySplit
+from tests.helpers import make_context, server_message, tiny_config
+
+
+def base_file(tmp_path, conf: ModelConfig, seed: int = 7):
+    """A base model file of ``conf``'s size with weights unlike any seeded init."""
+    model = create_model(conf, seed=seed)
+    path = tmp_path / "base.pt"
+    save_base(model.state_dict(), {"name": conf.name, "N": conf.N, "M": conf.M}, path)
+    return path
+
+
+def test_every_method_starts_from_the_same_weights(tmp_path):
+    path = base_file(tmp_path, ModelConfig(N=8, M=12))
+    states = {}
+    for method in ("personalized", "fedavg", "local"):
+        conf = tiny_config(tmp_path / method, method=method)
+        conf.model.init = str(path)
+        server_model = initial_model(conf.model, seed=conf.seed)  # what the ServerApp sends
+        split = KeySplit.from_keys(server_model.state_dict(), conf.strategy.shared_prefixes)
+        message = server_message(ArrayRecord(split.shared_state(server_model.state_dict())), {})
+        context = make_context(conf, client_id=0)
+        model, _, state_round = build_model(ClientSetup.from_context(context), message, context)
+        assert state_round == 0  # no personal state yet: the entropy model is the base's
+        states[method] = model.state_dict()
+    saved = torch.load(path, weights_only=True)["state_dict"]
+    for method, state in states.items():
+        for key, value in saved.items():
+            assert torch.equal(state[key], value.float() if value.is_floating_point() else value), (
+                method,
+                key,
+            )
+    scratch = create_model(ModelConfig(N=8, M=12), seed=0).state_dict()
+    assert not torch.equal(states["local"]["g_a.0.weight"], scratch["g_a.0.weight"])
+
+
+def test_zoo_model_loads_offline_from_the_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    url = zoo.model_urls["bmshj2018-factorized"]["mse"][1]
+    written = create_model(ModelConfig(N=128, M=192), seed=3).state_dict()
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(written, cache / url.rsplit("/", 1)[-1])
+    model = initial_model(ModelConfig(init="zoo", quality=1, N=32, M=48))  # N, M follow quality
+    assert model.g_a[0].weight.shape[0] == 128
+    assert torch.equal(model.state_dict()["g_s.0.weight"], written["g_s.0.weight"])
+
+
+def test_missing_zoo_file_fails_naming_file_and_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    for proxy in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.setenv(proxy, "http://127.0.0.1:9")  # refused at once: no network
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    with pytest.raises(ConfigError) as err:
+        initial_model(ModelConfig(init="zoo", quality=2))
+    message = str(err.value)
+    assert "bmshj2018-factorized-prior-2-87279a02.pth.tar" in message
+    assert str(tmp_path / "torch" / "hub" / "checkpoints") in message
+
+
+def test_file_of_another_size_fails_naming_the_keys(tmp_path):
+    path = base_file(tmp_path, ModelConfig(N=8, M=16))
+    with pytest.raises(
+        ConfigError,
+        match=r"entropy_bottleneck\.biases\.0 \(16, 3, 1\) \(model: \(12, 3, 1\)\).*model\.N",
+    ):
+        initial_model(ModelConfig(N=8, M=12, init=str(path)))
+
+
+def test_missing_init_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="nothing.pt"):
+        initial_model(dataclasses.replace(ModelConfig(), init=str(tmp_path / "nothing.pt")))

@@ -1,0 +1,40 @@
+"""The base models committed under ``models/`` load and code an image to a bitstream and back,
+bit-exactly across two independently loaded copies (encoder and decoder machines)."""
+
+import pytest
+import torch
+
+from common.checkpoint import load_tensors
+from common.config import DataConfig
+from common.data import load_client_data
+from common.evaluate import code_image, psnr
+from common.init import BASE_FORMAT, MODELS_DIR, load_model_file
+
+SHIPPED = sorted(MODELS_DIR.glob("*.pt"))
+
+
+def test_at_least_one_base_model_ships():
+    assert SHIPPED, f"no base model in {MODELS_DIR}"
+    assert sum(p.stat().st_size for p in SHIPPED) < 20 * 2**20
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_base_codes_an_image_and_back(path):
+    saved = load_tensors(path)
+    assert saved["format"] == BASE_FORMAT
+    assert {"name", "N", "M", "lmbda", "steps"} <= set(saved["meta"])
+    photo = load_client_data(DataConfig(source="bundled", max_side=256), 0, 0).test[0]
+    image = photo[:, :128, :128]
+    encoder, decoder = load_model_file(path), load_model_file(path)
+    for model in (encoder, decoder):
+        model.eval()
+        model.update(force=True)
+    x = image.float().div(255).unsqueeze(0)
+    with torch.no_grad():
+        encoded = encoder.compress(x)
+        mine = encoder.decompress(encoded["strings"], encoded["shape"])["x_hat"]
+        theirs = decoder.decompress(encoded["strings"], encoded["shape"])["x_hat"]
+    assert torch.equal(mine, theirs)
+    result, _ = code_image(encoder, image)
+    assert 0.05 < result.real_bpp < 2.0
+    assert result.psnr > 24 and psnr(x, theirs.clamp(0, 1)) == pytest.approx(result.psnr, abs=1e-3)
