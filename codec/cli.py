@@ -22,9 +22,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from codec.adapt import adapt_entropy_model, reset_personal
-from codec.bitstream import BitstreamError
 from codec.codec import Codec, image_to_tensor
 from codec.trained import load_client_model
+from common.bitstream import BitstreamError
 from common.checkpoint import atomic_write_bytes, atomic_write_csv
 from common.data import train_batches
 from common.data.images import IMAGE_SUFFIXES, ImageLoadError, load_images

@@ -16,7 +16,7 @@ import torch
 from compressai.models import CompressionModel
 from PIL import Image
 
-from codec.bitstream import FINGERPRINT_BYTES, Bitstream, BitstreamError
+from common.bitstream import FINGERPRINT_BYTES, Bitstream, BitstreamError
 from common.data.images import GRAYSCALE_MODES, to_rgb
 from common.evaluate import pad_to
 from common.model import stride

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from compressai.models import CompressionModel
 from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
-from codec.bitstream import FINGERPRINT_BYTES, Bitstream
+from common.bitstream import FINGERPRINT_BYTES, Bitstream
 
 from .model import stride
 from .vector_model import as_strip, from_strip

@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from codec.bitstream import FORMAT_VERSION, BitstreamError
 from codec.cli import main
 from codec.codec import Codec
 from codec.trained import load_client_model
+from common.bitstream import FORMAT_VERSION, BitstreamError
 from common.config import TrainConfig
 from common.data import load_client_data, train_batches
 from common.model import create_model
