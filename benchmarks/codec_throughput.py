@@ -17,10 +17,10 @@ import torch
 from PIL import Image
 from skimage import data as skdata
 
-from codec.codec import Codec, image_to_tensor
+from common.coding import Codec, image_to_tensor
 from common.config import ModelConfig
-from common.evaluate import estimated_bits, pad_to
-from common.model import create_model, stride
+from common.metrics import estimated_bits
+from common.model import create_model, pad_to, stride
 
 
 def best_of(fn, repeats: int) -> float:

@@ -20,8 +20,8 @@ import torch
 
 from common.config import DataConfig, ModelConfig, TrainConfig
 from common.data import load_client_data, train_batches
-from common.evaluate import pad_to, psnr
-from common.model import create_model, stride
+from common.metrics import psnr
+from common.model import create_model, pad_to, stride
 from common.train import train_steps
 
 

@@ -21,8 +21,9 @@ from flwr.clientapp import ClientApp
 from client.state import load_personal, save_personal
 from common.config import RunConfig, TrainConfig, from_run_config
 from common.data import ClientData, client_batches, load_client_data
-from common.evaluate import evaluate_client, psnr_from_mse
+from common.evaluate import evaluate_client
 from common.init import initial_model
+from common.metrics import psnr_from_mse
 from common.model import resolve_device
 from common.run_folder import RunFolder
 from common.split import KeySplit, fingerprint, merge_state

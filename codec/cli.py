@@ -22,14 +22,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from codec.adapt import adapt_entropy_model, reset_personal
-from codec.codec import Codec, image_to_tensor
 from codec.trained import load_client_model
 from common.bitstream import BitstreamError
 from common.checkpoint import atomic_write_bytes, atomic_write_csv
+from common.coding import Codec, code_image, mean_results
 from common.data import train_batches
 from common.data.images import IMAGE_SUFFIXES, ImageLoadError, load_images
-from common.evaluate import estimated_bits, multiscale_ssim, psnr
 from common.init import load_model_file
+from common.metrics import estimated_bits
 from common.model import create_model
 from common.run_folder import write_state_file
 
@@ -106,34 +106,17 @@ def cmd_decompress(args: argparse.Namespace) -> None:
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     codec = load_codec(args)
-    rows = []
     files = expand(args.inputs, IMAGE_SUFFIXES)
-    for path in tqdm(files, desc="evaluate", unit="img", disable=len(files) < 2):
-        image = open_image(path)
-        data = codec.encode(image)
-        decoded = codec.decode(data, source=str(path))
-        x, _ = image_to_tensor(image)
-        x_hat, _ = image_to_tensor(decoded.convert("RGB"))
-        pixels = x.shape[-2] * x.shape[-1]
-        rows.append(
-            {
-                "image": path.name,
-                "pixels": pixels,
-                "bytes": len(data),
-                "real_bpp": len(data) * 8 / pixels,
-                "est_bpp": estimated_bits(codec.model, x) / pixels,
-                "psnr": psnr(x, x_hat),
-                "ms_ssim": multiscale_ssim(x, x_hat),
-            }
-        )
-    total = sum(r["pixels"] for r in rows)
-    mean = {
-        "image": "mean (pixel-weighted)",
-        "pixels": total,
-        "bytes": sum(r["bytes"] for r in rows),
-    }
-    for key in ("real_bpp", "est_bpp", "psnr", "ms_ssim"):
-        mean[key] = sum(r[key] * r["pixels"] for r in rows) / total
+    results = [
+        code_image(codec, open_image(path)).result
+        for path in tqdm(files, desc="evaluate", unit="img", disable=len(files) < 2)
+    ]
+    rows = [
+        {"image": path.name, **dataclasses.asdict(r)}
+        for path, r in zip(files, results, strict=True)
+    ]
+    mean = {"image": "mean (pixel-weighted)", **mean_results(results)}
+    mean["pixels"], mean["bytes"] = mean.pop("num_pixels"), sum(r.bytes for r in results)
     print(f"{'image':>24} {'real bpp':>9} {'est bpp':>9} {'PSNR dB':>8} {'MS-SSIM':>8}")
     for r in [*rows, mean]:
         print(

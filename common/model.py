@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+import torch.nn.functional as F
 from compressai.models import CompressionModel
 from compressai.registry import MODELS
 
@@ -61,6 +62,13 @@ def create_model(conf: ModelConfig, seed: int | None = None) -> CompressionModel
         if conf.name == VECTOR_MODEL:
             return MODELS[conf.name](N=conf.N, M=conf.M, input_dim=conf.input_dim)
         return MODELS[conf.name](N=conf.N, M=conf.M)
+
+
+def pad_to(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+    """Replicate-pad ``x`` ``[N, C, H, W]`` on the right/bottom to a multiple of ``multiple``."""
+    h, w = x.shape[-2:]
+    pad = (0, (-w) % multiple, 0, (-h) % multiple)
+    return F.pad(x, pad, mode="replicate"), pad
 
 
 def stride(model: CompressionModel) -> int:

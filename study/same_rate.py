@@ -20,9 +20,7 @@ from common.config import RunConfig, from_run_config
 from common.data import load_client_data
 from common.evaluate import evaluate_coded
 from common.init import initial_model
-from study.classic import CODECS, classic_point
-
-QUALITIES = (2, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
+from study.classic import CODECS, QUALITIES, classic_point
 
 
 def test_images(conf: RunConfig) -> list[torch.Tensor]:

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from codec.cli import main
-from codec.codec import Codec
 from codec.trained import load_client_model
 from common.bitstream import FORMAT_VERSION, BitstreamError
+from common.coding import Codec
 from common.config import TrainConfig
 from common.data import load_client_data, train_batches
 from common.model import create_model
@@ -128,6 +128,7 @@ def test_evaluate_reports_real_and_estimated_rate(run_dir, tmp_path, capsys):
         "bytes",
         "real_bpp",
         "est_bpp",
+        "mse",
         "psnr",
         "ms_ssim",
     ]

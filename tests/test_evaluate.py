@@ -1,11 +1,14 @@
 import pytest
 import torch
 
+from common.coding import Codec, PillowCodec, code_image, mean_results
 from common.config import ModelConfig, TrainConfig
 from common.data import train_batches
-from common.evaluate import code_image, evaluate_coded, multiscale_ssim
+from common.evaluate import evaluate_coded
+from common.metrics import multiscale_ssim, psnr_from_mse
 from common.model import create_model
 from common.train import round_lr, train_steps
+from study.classic import classic_point
 
 
 def smooth_images(n, h, w, seed=0):
@@ -55,14 +58,16 @@ def test_bitstream_decodes_to_the_reconstruction_at_any_size():
     model.eval()
     model.update(force=True)
     image = smooth_images(1, 37, 50, seed=1)[0]  # not a multiple of the stride
-    result, x_hat = code_image(model, image)
+    coded = code_image(Codec.from_model(model), image)
+    result, x_hat = coded.result, coded.x_hat
     assert x_hat.shape == (1, 3, 37, 50)
     x = image.float().div(255).unsqueeze(0)
     padded = torch.nn.functional.pad(x, (0, 14, 0, 11), mode="replicate")
     with torch.no_grad():
         forward = model(padded)["x_hat"][..., :37, :50].clamp(0, 1)
-    assert torch.allclose(x_hat, forward, atol=1e-4)
+    assert torch.allclose(x_hat, forward, atol=0.5 / 255 + 1e-4)  # the 8-bit decoded file
     assert result.psnr > 10 and result.real_bpp > 0
+    assert result.bytes == len(coded.data) and Codec.from_model(model).decode(coded.data)
 
 
 def test_real_and_estimated_rate_agree_on_a_trained_model():
@@ -98,3 +103,22 @@ def test_round_lr_decays_only_the_last_rounds():
     assert [round_lr(decayed, r, 5) for r in range(1, 6)] == pytest.approx(
         [1e-3, 1e-3, 1e-3, 1e-4, 1e-4]
     )
+
+
+def test_mean_psnr_comes_from_the_mean_mse_and_stays_finite_with_a_lossless_image():
+    exact = code_image(PillowCodec("PNG", 0), smooth_images(1, 16, 16)[0]).result
+    assert exact.mse == 0 and exact.psnr == float("inf")
+    lossy = code_image(PillowCodec("JPEG", 10), smooth_images(1, 16, 48, seed=3)[0]).result
+    assert lossy.mse > 0
+    mean = mean_results([exact, lossy])
+    assert mean["mse"] == pytest.approx(lossy.mse * 3 / 4)  # pixel-weighted: 256 vs 768 pixels
+    assert mean["psnr"] == pytest.approx(psnr_from_mse(lossy.mse * 3 / 4))
+    assert mean["real_bpp"] == pytest.approx((exact.bytes + lossy.bytes) * 8 / (256 + 768))
+
+
+def test_classic_codecs_are_measured_by_the_same_function_and_charged_whole_files():
+    images = smooth_images(2, 64, 64, seed=4)
+    point = classic_point(images, "JPEG", 50)
+    files = [code_image(PillowCodec("JPEG", 50), image).data for image in images]
+    assert point["real_bpp"] == pytest.approx(sum(len(f) for f in files) * 8 / (2 * 64 * 64))
+    assert all(f.startswith(b"\xff\xd8") for f in files)  # whole JPEG files, headers included

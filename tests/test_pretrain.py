@@ -8,7 +8,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from codec.codec import Codec
+from common.coding import Codec
 from common.config import ConfigError, ModelConfig
 from common.init import initial_model
 from pretrain.cli import run
