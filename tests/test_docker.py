@@ -2,6 +2,7 @@
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,62 @@ def test_compose_wires_superlink_nodes_and_volumes():
         " ".join(services[n]["command"]).split("partition-id=")[1].split()[0] for n in nodes
     ]
     assert len(set(partitions)) == len(partitions), "each SuperNode needs its own partition-id"
+
+
+def host_mounts(service: dict) -> dict[str, str]:
+    """Host path (relative to docker/) → container path of each bind mount of a service."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("."):
+            mounts[str(Path(source))] = target
+    return mounts
+
+
+# What each container may read of the secrets folders: the CA certificate for everyone who
+# talks to the SuperLink, its own certificate and key for the SuperLink, node K's private key
+# for node K. ca.key never leaves the machine that made it.
+CERTS_ALLOWED = {"superlink": {"ca.crt", "server.pem", "server.key"}}
+
+
+def test_each_container_mounts_only_the_secrets_it_needs():
+    services = compose()["services"]
+    for name, service in services.items():
+        mounts = host_mounts(service)
+        for source in mounts:
+            parts = Path(source).parts
+            assert parts[0] not in ("certs", "keys") or len(parts) == 2, (
+                f"{name} mounts the whole folder {source}: mount single files"
+            )
+        certs = {Path(s).name for s in mounts if Path(s).parts[0] == "certs"}
+        assert certs <= CERTS_ALLOWED.get(name, {"ca.crt"}), f"{name} gets {sorted(certs)}"
+        assert "ca.key" not in certs
+        keys = {Path(s).name for s in mounts if Path(s).parts[0] == "keys"}
+        args = " ".join(service.get("command", []))
+        if "--auth-supernode-private-key" in args:
+            own = args.split("--auth-supernode-private-key=/keys/")[1].split()[0]
+            assert keys == {own}, f"{name} should get only its own key, gets {sorted(keys)}"
+            assert mounts[f"keys/{own}"] == f"/keys/{own}"
+        else:
+            assert not keys, f"{name} gets node keys {sorted(keys)}"
+        for flag in (
+            "--root-certificates=",
+            "--ssl-ca-certfile=",
+            "--ssl-certfile=",
+            "--ssl-keyfile=",
+        ):
+            for path in (
+                a.split("=", 1)[1] for a in service.get("command", []) if a.startswith(flag)
+            ):
+                assert path in mounts.values(), f"{name}: {flag}{path} is not mounted"
+
+
+def test_the_secrets_check_catches_a_folder_mount(monkeypatch):
+    spec = compose()
+    spec["services"]["supernode-1"]["volumes"].append("./certs:/certs:ro")
+    monkeypatch.setattr(sys.modules[__name__], "compose", lambda: spec)
+    with pytest.raises(AssertionError, match="whole folder"):
+        test_each_container_mounts_only_the_secrets_it_needs()
 
 
 @pytest.mark.skipif(shutil.which("hadolint") is None, reason="hadolint is not installed")
