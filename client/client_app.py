@@ -167,7 +167,6 @@ def evaluate(msg: Message, context: Context) -> Message:
         {
             **results,
             "shared-hash": fingerprint(split.shared_state(state)),
-            "personal-hash": fingerprint(split.trainable_personal_state(state)),
             "client-id": setup.client_id,
             "num-examples": len(data.test),
         }

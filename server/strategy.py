@@ -14,7 +14,7 @@ from flwr.supercore import log
 
 from common.split import KeySplit
 
-PER_CLIENT_KEYS = ("client-id", "shared-hash", "personal-hash", "state-round")
+PER_CLIENT_KEYS = ("client-id", "shared-hash", "state-round")
 
 
 def aggregate_metrics(records: list[RecordDict], weighted_by_key: str) -> MetricRecord:
