@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import sys
 from pathlib import Path
 
@@ -23,11 +24,11 @@ from tqdm import tqdm
 
 from codec.adapt import adapt_entropy_model, reset_personal
 from codec.trained import load_client_model
-from common.bitstream import BitstreamError
+from common.bitstream import DEFAULT_MAX_PIXELS, BitstreamError
 from common.checkpoint import atomic_write_bytes, atomic_write_csv
 from common.coding import Codec, code_image, mean_results
 from common.data import train_batches
-from common.data.images import IMAGE_SUFFIXES, ImageLoadError, load_images
+from common.data.images import IMAGE_SUFFIXES, ImageLoadError, load_images, open_image
 from common.init import load_model_file
 from common.metrics import estimated_bits
 from common.model import create_model
@@ -60,13 +61,22 @@ def unique_stems(files: list[Path]) -> None:
         seen[path.stem] = path
 
 
-def open_image(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except OSError as err:
-        raise ImageLoadError(f"cannot read image {path}: {err}") from err
+def targets(files: list[Path], folder: Path, suffix: str, overwrite: bool) -> list[Path]:
+    """Output paths ``folder/<stem><suffix>``, refusing (before any work) inputs that would
+    write the same output and, unless ``overwrite``, outputs that already exist."""
+    unique_stems(files)
+    paths = [folder / (path.stem + suffix) for path in files]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"would overwrite {existing[:3]} (pass --overwrite to replace)")
+    return paths
+
+
+def write_png(image: Image.Image, path: Path) -> None:
+    """Save ``image`` as PNG atomically (a reader never sees a half-written file)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    atomic_write_bytes(buffer.getvalue(), path)
 
 
 def load_codec(args: argparse.Namespace) -> Codec:
@@ -77,31 +87,31 @@ def load_codec(args: argparse.Namespace) -> Codec:
             raise ValueError(
                 "name a run (--run RUN --client K) or a model file alone (--checkpoint FILE)"
             )
-        return Codec.from_model(load_model_file(args.checkpoint, args.arch))
+        return Codec.from_model(load_model_file(args.checkpoint, args.arch), args.max_pixels)
     model, _, _ = load_client_model(args.run, args.client, args.state, args.checkpoint)
-    return Codec.from_model(model)
+    return Codec.from_model(model, args.max_pixels)
 
 
 def cmd_compress(args: argparse.Namespace) -> None:
     codec = load_codec(args)
-    args.output.mkdir(parents=True, exist_ok=True)
     files = expand(args.inputs, IMAGE_SUFFIXES)
-    unique_stems(files)
-    for path in tqdm(files, desc="compress", unit="img", disable=len(files) < 2):
+    outputs = targets(files, args.output, SUFFIX, args.overwrite)
+    recons = targets(files, args.recon, ".png", args.overwrite) if args.recon else None
+    for k, path in enumerate(tqdm(files, desc="compress", unit="img", disable=len(files) < 2)):
         data = codec.encode(open_image(path))
-        atomic_write_bytes(data, args.output / (path.stem + SUFFIX))
-        if args.recon:
-            args.recon.mkdir(parents=True, exist_ok=True)
-            codec.decode(data, str(path)).save(args.recon / (path.stem + ".png"))
+        atomic_write_bytes(data, outputs[k])
+        if recons:
+            write_png(codec.decode(data, str(path)), recons[k])
 
 
 def cmd_decompress(args: argparse.Namespace) -> None:
     codec = load_codec(args)
-    args.output.mkdir(parents=True, exist_ok=True)
     files = expand(args.inputs, frozenset({SUFFIX}))
-    for path in tqdm(files, desc="decompress", unit="file", disable=len(files) < 2):
-        image = codec.decode(path.read_bytes(), source=str(path))
-        image.save(args.output / (path.stem + ".png"))
+    outputs = targets(files, args.output, ".png", args.overwrite)
+    for path, out in zip(
+        tqdm(files, desc="decompress", unit="file", disable=len(files) < 2), outputs, strict=True
+    ):
+        write_png(codec.decode(path.read_bytes(), source=str(path)), out)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -188,17 +198,25 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--arch", default="bmshj2018-factorized", help="architecture of a plain state dict"
         )
+        p.add_argument(
+            "--max-pixels",
+            type=int,
+            default=DEFAULT_MAX_PIXELS,
+            help="largest image (width x height) read or decoded; default %(default)s, Pillow's",
+        )
         return p
 
     p = add("compress", "image files or folders -> .fntc bitstreams")
     p.add_argument("inputs", nargs="+", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     p.add_argument("--recon", type=Path, help="also write the decoder's reconstructions here")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=cmd_compress)
 
     p = add("decompress", ".fntc files or folders -> PNG")
     p.add_argument("inputs", nargs="+", type=Path)
     p.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=cmd_decompress)
 
     p = add("evaluate", "real bpp, estimated bpp, PSNR and MS-SSIM per image and mean")
@@ -238,11 +256,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "adapt" and args.client is None and args.state is None:
         args.client = 0  # any trained client: only its shared transforms are used
+    if args.max_pixels < 1:
+        print(f"fedntc-codec {args.command}: error: --max-pixels must be >= 1", file=sys.stderr)
+        return 2
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, args.max_pixels  # for inputs
     try:
         args.func(args)
-    except (BitstreamError, ImageLoadError, FileNotFoundError, ValueError) as err:
+    except (BitstreamError, ImageLoadError, OSError, ValueError) as err:
         print(f"fedntc-codec {args.command}: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
     return 0
 
 

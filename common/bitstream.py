@@ -30,6 +30,9 @@ MODES = ("L", "RGB")
 FINGERPRINT_BYTES = 16
 _HEAD = struct.Struct(">4sB16sIIBHH")
 _MAX_SIDE = 1 << 16
+# Largest image a header may declare, checked before anything is allocated: Pillow's own
+# default limit (``PIL.Image.MAX_IMAGE_PIXELS``), raised with ``fedntc-codec --max-pixels``.
+DEFAULT_MAX_PIXELS = 89_478_485
 _MAX_STRINGS = 1 << 12
 
 
@@ -78,8 +81,11 @@ class Bitstream:
         return body + struct.pack(">I", zlib.crc32(body))
 
     @classmethod
-    def from_bytes(cls, data: bytes, source: str = "bitstream") -> Bitstream:
-        """Parse and verify; ``source`` (e.g. a file name) is named in errors."""
+    def from_bytes(
+        cls, data: bytes, source: str = "bitstream", max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> Bitstream:
+        """Parse and verify; ``source`` (e.g. a file name) is named in errors. A header that
+        declares more than ``max_pixels`` pixels is refused before anything is decoded."""
         reader = _Reader(data, source)
         if len(data) < 4 or data[:4] != MAGIC:
             raise BitstreamError(f"{source}: not a fedntc file (bad magic)")
@@ -96,6 +102,11 @@ class Bitstream:
         _, _, fingerprint, height, width, mode, pad_h, pad_w = reader.unpack(_HEAD)
         if mode >= len(MODES) or not (0 < height < _MAX_SIDE and 0 < width < _MAX_SIDE):
             raise BitstreamError(f"{source}: invalid image header")
+        if height * width > max_pixels:
+            raise BitstreamError(
+                f"{source}: header declares {width}x{height} = {height * width} pixels, over "
+                f"the decoder's limit of {max_pixels} (fedntc-codec --max-pixels)"
+            )
         (ndims,) = reader.unpack(struct.Struct(">B"))
         shape = reader.unpack(struct.Struct(f">{ndims}I"))
         (ngroups,) = reader.unpack(struct.Struct(">B"))

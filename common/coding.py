@@ -26,7 +26,7 @@ import torch
 from compressai.models import CompressionModel
 from PIL import Image
 
-from .bitstream import FINGERPRINT_BYTES, Bitstream, BitstreamError
+from .bitstream import DEFAULT_MAX_PIXELS, FINGERPRINT_BYTES, Bitstream, BitstreamError
 from .data.images import GRAYSCALE_MODES, to_rgb
 from .metrics import estimated_bits, multiscale_ssim, psnr_from_mse
 from .model import pad_to, stride
@@ -67,17 +67,19 @@ class ImageCodec(Protocol):
 
 @dataclass
 class Codec:
-    """A CPU model with fresh coding tables and the fingerprint of its weights."""
+    """A CPU model with fresh coding tables and the fingerprint of its weights; ``decode``
+    refuses files whose header declares more than ``max_pixels`` pixels."""
 
     model: CompressionModel
     fingerprint: bytes
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
     @classmethod
-    def from_model(cls, model: CompressionModel) -> Codec:
+    def from_model(cls, model: CompressionModel, max_pixels: int = DEFAULT_MAX_PIXELS) -> Codec:
         """Move to CPU, rebuild coding tables (``update(force=True)``) and fingerprint."""
         model = model.to("cpu").eval()
         model.update(force=True)
-        return cls(model, state_digest(model.state_dict())[:FINGERPRINT_BYTES])
+        return cls(model, state_digest(model.state_dict())[:FINGERPRINT_BYTES], max_pixels)
 
     @torch.no_grad()
     def encode(self, image: Image.Image) -> bytes:
@@ -100,7 +102,7 @@ class Codec:
 
     def decode(self, data: bytes, source: str = "bitstream") -> Image.Image:
         """Decode file bytes to an image; raises :class:`BitstreamError` on any problem."""
-        stream = Bitstream.from_bytes(data, source)
+        stream = Bitstream.from_bytes(data, source, self.max_pixels)
         if stream.fingerprint != self.fingerprint:
             raise BitstreamError(
                 f"{source}: encoded with model {stream.fingerprint.hex()[:12]}, but this model "

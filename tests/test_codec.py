@@ -299,3 +299,58 @@ def test_codec_works_with_a_model_file_alone(tmp_path):
         )
         == 2
     )
+
+
+def forged_size(data: bytes, height: int, width: int) -> bytes:
+    """``data`` with the header's image size replaced (checksum recomputed)."""
+    body = bytearray(data[:-4])
+    struct.pack_into(">II", body, 21, height, width)  # after magic, version, fingerprint
+    return bytes(body) + struct.pack(">I", zlib.crc32(bytes(body)))
+
+
+def test_a_header_declaring_a_huge_image_is_refused_before_decoding(codec, run_dir, tmp_path):
+    data, _ = _encoded_sample(codec)
+    huge = forged_size(data, 60000, 60000)
+    with pytest.raises(BitstreamError, match="3600000000 pixels, over the decoder's limit"):
+        codec.decode(huge, "huge.fntc")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.fntc").write_bytes(data)
+    assert cli("decompress", run_dir, tmp_path / "in", "-o", tmp_path / "out") == 0
+    # the limit is a setting: a small one refuses a file that decodes with the default
+    small = ["--max-pixels", "16", "--overwrite"]
+    assert cli("decompress", run_dir, tmp_path / "in", "-o", tmp_path / "out", *small) == 2
+
+
+def test_an_image_over_the_pixel_limit_fails_with_its_name(run_dir, tmp_path, capsys):
+    path = save_image(tmp_path / "in" / "big.png", (64, 96), "RGB")
+    args = ("compress", run_dir, path, "-o", tmp_path / "bits")
+    assert cli(*args, "--max-pixels", "4000") == 2
+    err = capsys.readouterr().err
+    assert "big.png" in err and "6144 pixels, over the limit of 4000" in err
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # the process-wide setting is restored
+    # Pillow's own decompression-bomb error (over twice the limit) is reported the same way
+    assert cli(*args, "--max-pixels", "100") == 2
+    assert "big.png" in capsys.readouterr().err
+    assert not (tmp_path / "bits" / "big.fntc").exists()
+
+
+def test_outputs_are_never_overwritten_or_written_twice(run_dir, tmp_path, capsys):
+    save_image(tmp_path / "in" / "a.png", (32, 40), "RGB")
+    bits, out = tmp_path / "bits", tmp_path / "out"
+    assert cli("compress", run_dir, tmp_path / "in", "-o", bits) == 0
+    assert cli("decompress", run_dir, bits, "-o", out) == 0
+    decoded = (out / "a.png").read_bytes()
+    (out / "a.png").write_bytes(b"my own file")
+    assert cli("decompress", run_dir, bits, "-o", out) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "a.png").read_bytes() == b"my own file"
+    assert cli("decompress", run_dir, bits, "-o", out, "--overwrite") == 0
+    assert (out / "a.png").read_bytes() == decoded
+    # two inputs that would write the same output are refused before anything is written
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.fntc").write_bytes((bits / "a.fntc").read_bytes())
+    assert cli("decompress", run_dir, bits / "a.fntc", other / "a.fntc", "-o", tmp_path / "o2") == 2
+    assert "would both be written as a" in capsys.readouterr().err
+    assert not (tmp_path / "o2" / "a.png").exists()
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # no leftovers

@@ -29,6 +29,30 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def open_image(path: Path) -> Image.Image:
+    """Read ``path`` fully into memory as a PIL image (any mode).
+
+    Pillow's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``, which
+    ``fedntc-codec --max-pixels`` sets) applies: an image over it fails here, naming the
+    file, before its pixels are decoded.
+    """
+    try:
+        with Image.open(path) as opened:
+            pixels = opened.width * opened.height
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit and pixels > limit:
+                raise ImageLoadError(
+                    f"image {path} has {opened.width}x{opened.height} = {pixels} pixels, over "
+                    f"the limit of {limit} (fedntc-codec --max-pixels)"
+                )
+            opened.load()
+            return opened.copy()
+    except Image.DecompressionBombError as err:
+        raise ImageLoadError(f"image {path}: {err} (fedntc-codec --max-pixels)") from err
+    except (OSError, UnidentifiedImageError, ValueError) as err:
+        raise ImageLoadError(f"cannot read image {path}: {err}") from err
+
+
 def load_image(path: Path, max_side: int = 0) -> torch.Tensor:
     """Read ``path`` as a ``uint8`` tensor ``[3, H, W]``.
 
@@ -36,12 +60,7 @@ def load_image(path: Path, max_side: int = 0) -> torch.Tensor:
         path: image file.
         max_side: if > 0, downscale (Lanczos) so the longer side is at most this.
     """
-    try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = to_rgb(opened)
-    except (OSError, UnidentifiedImageError, ValueError) as err:
-        raise ImageLoadError(f"cannot read image {path}: {err}") from err
+    image = to_rgb(open_image(path))
     if max_side > 0 and max(image.size) > max_side:
         scale = max_side / max(image.size)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
