@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,10 @@ def open_image(path: Path) -> Image.Image:
     file, before its pixels are decoded.
     """
     try:
-        with Image.open(path) as opened:
+        with warnings.catch_warnings():  # over the limit fails below, with the file's name
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened:
             pixels = opened.width * opened.height
             limit = Image.MAX_IMAGE_PIXELS
             if limit and pixels > limit:
