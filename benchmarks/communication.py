@@ -12,11 +12,9 @@ import argparse
 
 from flwr.app import ArrayRecord
 
-from common.config import ModelConfig
+from common.config import SHARED_PREFIXES, ModelConfig
 from common.model import create_model
 from common.split import KeySplit
-
-METHODS = {"personalized": ["g_a", "g_s"], "fedavg": ["*"], "local": []}
 
 
 def main() -> None:
@@ -30,8 +28,8 @@ def main() -> None:
     for name in ("bmshj2018-factorized", "bmshj2018-hyperprior"):
         state = create_model(ModelConfig(name=name, N=args.N, M=args.M)).state_dict()
         sizes = {}
-        for method, prefixes in METHODS.items():
-            split = KeySplit.from_keys(state, prefixes)
+        for method, shared in SHARED_PREFIXES.items():
+            split = KeySplit.from_keys(state, list(shared))
             sizes[method] = (
                 len(split.shared),
                 ArrayRecord(split.shared_state(state)).count_bytes(),

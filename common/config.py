@@ -18,7 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-METHODS = ("personalized", "fedavg", "local")
+# The one mapping from method to the key prefixes it shares (conf/strategy/*.yaml select it;
+# tests/test_config.py checks they agree). personalized may name other prefixes.
+SHARED_PREFIXES: dict[str, tuple[str, ...]] = {
+    "personalized": ("g_a", "g_s"),
+    "fedavg": ("*",),
+    "local": (),
+}
+METHODS = tuple(SHARED_PREFIXES)
 DATA_SOURCES = ("bundled", "synthetic", "folder", "hf", "vectors")
 VECTOR_MODEL = "fedntc-vector"
 PARTITIONERS = ("iid", "dirichlet", "pathological")
@@ -102,7 +109,9 @@ class StrategyConfig:
     """
 
     method: str = "personalized"
-    shared_prefixes: list[str] = field(default_factory=lambda: ["g_a", "g_s"])
+    shared_prefixes: list[str] = field(
+        default_factory=lambda: list(SHARED_PREFIXES["personalized"])
+    )
     fraction_train: float = 1.0
     fraction_evaluate: float = 1.0
     min_clients: int = 4
@@ -170,8 +179,8 @@ class RunConfig:
         for key in ("fraction_train", "fraction_evaluate"):
             if not 0 < getattr(strategy, key) <= 1:
                 raise ConfigError(f"config key 'strategy.{key}' must be in (0, 1]")
-        expected = {"fedavg": ["*"], "local": []}.get(strategy.method)
-        if expected is not None and strategy.shared_prefixes != expected:
+        expected = list(SHARED_PREFIXES[strategy.method])
+        if strategy.method != "personalized" and strategy.shared_prefixes != expected:
             raise ConfigError(
                 f"strategy.method={strategy.method} shares {expected or 'nothing'}, but "
                 f"'strategy.shared_prefixes' is {strategy.shared_prefixes}"

@@ -7,14 +7,22 @@ import time
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, Metadata, RecordDict
 
-from common.config import DataConfig, ModelConfig, RunConfig, StrategyConfig, TrainConfig, flatten
+from common.config import (
+    SHARED_PREFIXES,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    StrategyConfig,
+    TrainConfig,
+    flatten,
+)
 
 _ids = itertools.count(1)
 
 
 def tiny_config(tmp_path, method: str = "personalized", **overrides) -> RunConfig:
     """A run config small enough for unit tests: tiny model, synthetic 32x32 data."""
-    prefixes = {"personalized": ["g_a", "g_s"], "fedavg": ["*"], "local": []}[method]
+    prefixes = list(SHARED_PREFIXES[method])
     return RunConfig(
         model=ModelConfig(name="bmshj2018-factorized", N=8, M=12),
         data=DataConfig(

@@ -4,7 +4,14 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from common.config import ConfigError, RunConfig, flatten, from_run_config, run_key
+from common.config import (
+    SHARED_PREFIXES,
+    ConfigError,
+    RunConfig,
+    flatten,
+    from_run_config,
+    run_key,
+)
 from launch.simulate import split_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,3 +177,10 @@ def test_relative_paths_become_absolute(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     conf, _ = split_config(composed(["data=folder", "data.root=imgs", "output_dir=out"]))
     assert conf.data.root == str(tmp_path / "imgs") and conf.output_dir == str(tmp_path / "out")
+
+
+@pytest.mark.parametrize("method", sorted(SHARED_PREFIXES))
+def test_each_strategy_group_selects_the_methods_shared_prefixes(method):
+    conf, _ = split_config(composed([f"strategy={method}"]))
+    assert conf.strategy.method == method
+    assert conf.strategy.shared_prefixes == list(SHARED_PREFIXES[method])
