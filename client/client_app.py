@@ -18,7 +18,7 @@ from compressai.models import CompressionModel
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from client.state import load_personal, save_personal
+from client.state import Version, load_personal, save_personal
 from common.config import RunConfig, TrainConfig, from_run_config
 from common.data import ClientData, client_batches, load_client_data
 from common.evaluate import evaluate_client
@@ -40,7 +40,8 @@ class ClientSetup:
 
     conf: RunConfig
     client_id: int
-    state_file: Path
+    folder: RunFolder
+    state_dir: str
     device: torch.device
     data_dir: str
 
@@ -69,16 +70,17 @@ class ClientSetup:
             device = resolve_device(str(node["device"]), key="node-config device")
         else:
             device = resolve_device(conf.train.device)
-        state_dir = str(node.get("state-dir", ""))
         return cls(
             conf=conf,
             client_id=client_id,
-            state_file=RunFolder.of(conf, context.run_id).client_state_file(
-                conf, client_id, state_dir
-            ),
+            folder=RunFolder.of(conf, context.run_id),
+            state_dir=str(node.get("state-dir", "")),
             device=device,
             data_dir=data_dir,
         )
+
+    def state_file(self, run_uid: str) -> Path:
+        return self.folder.client_state_file(self.conf, self.client_id, self.state_dir, run_uid)
 
     def load_data(self) -> ClientData:
         return load_client_data(self.conf.data, self.client_id, self.conf.seed, self.data_dir)
@@ -94,19 +96,30 @@ def node_int(node: dict, key: str) -> int:
         raise ValueError(f"node-config '{key}' must be an integer, got {node[key]!r}") from err
 
 
+def run_round(msg: Message) -> tuple[str, int]:
+    """The run uid and server round a message belongs to (sent by the ServerApp)."""
+    sent = msg.content["config"] if "config" in msg.content.config_records else {}
+    missing = [k for k in ("run-uid", "server-round") if k not in sent]
+    if missing:
+        raise ValueError(f"the server's message lacks {missing} (a ServerApp of another version?)")
+    return str(sent["run-uid"]), int(sent["server-round"])
+
+
 def build_model(
-    setup: ClientSetup, msg: Message, context: Context
-) -> tuple[CompressionModel, KeySplit, int]:
-    """The model with the server's shared weights and this client's personal state, and the
-    round that personal state is from (0: none yet, a fresh entropy model)."""
+    setup: ClientSetup, msg: Message, context: Context, before_round: int
+) -> tuple[CompressionModel, KeySplit, Version]:
+    """The model with the server's shared weights and this client's newest personal state
+    saved before ``before_round``, and that state with its round (0: a fresh one)."""
     model = initial_model(setup.conf.model, seed=setup.conf.seed)
     split = KeySplit.from_keys(model.state_dict(), setup.conf.strategy.shared_prefixes)
     shared = msg.content["arrays"].to_torch_state_dict()
     split.check_shared_keys(shared, origin="the server's message")
-    personal, state_round = load_personal(context, setup.state_file, setup.conf.model)
+    run_uid, _ = run_round(msg)
+    state_file = setup.state_file(run_uid)
+    version = load_personal(context, state_file, setup.conf.model, run_uid, before_round)
     # CompressionModel.load_state_dict resizes the entropy-coding tables as needed.
-    model.load_state_dict(merge_state(model.state_dict(), personal, shared))
-    return model, split, state_round
+    model.load_state_dict(merge_state(model.state_dict(), version[1], shared))
+    return model, split, version
 
 
 def round_train_config(base: TrainConfig, msg: Message) -> TrainConfig:
@@ -125,8 +138,8 @@ def round_train_config(base: TrainConfig, msg: Message) -> TrainConfig:
 def train(msg: Message, context: Context) -> Message:
     """Train locally, keep the personal part, reply with the shared part only."""
     setup = ClientSetup.from_context(context)
-    server_round = int(msg.content["config"].get("server-round", 0))
-    model, split, state_round = build_model(setup, msg, context)
+    run_uid, server_round = run_round(msg)
+    model, split, trained_from = build_model(setup, msg, context, before_round=server_round)
     data = setup.load_data()
     conf = round_train_config(setup.conf.train, msg)
     seed = setup.conf.seed * 1_000_003 + setup.client_id * 1009 + server_round
@@ -136,7 +149,13 @@ def train(msg: Message, context: Context) -> Message:
     seconds = time.perf_counter() - started
     state = model.state_dict()
     save_personal(
-        context, split.personal_state(state), setup.state_file, setup.conf.model, server_round
+        context,
+        split.personal_state(state),
+        setup.state_file(run_uid),
+        setup.conf.model,
+        server_round,
+        run_uid,
+        trained_from,
     )
     metrics = MetricRecord(
         {
@@ -146,7 +165,7 @@ def train(msg: Message, context: Context) -> Message:
             "train-seconds": seconds,
             "images-per-second": conf.local_steps * setup.conf.data.batch_size / seconds,
             "client-id": setup.client_id,
-            "state-round": state_round,
+            "state-round": trained_from[0],
             "num-examples": len(data.train),
         }
     )
@@ -159,7 +178,8 @@ def evaluate(msg: Message, context: Context) -> Message:
     """Entropy-code the client's test images with the global transforms and its own
     entropy model; reply with real and estimated bpp, PSNR and MS-SSIM."""
     setup = ClientSetup.from_context(context)
-    model, split, _ = build_model(setup, msg, context)
+    _, server_round = run_round(msg)
+    model, split, _ = build_model(setup, msg, context, before_round=server_round + 1)
     state = model.state_dict()
     data = setup.load_data()
     results = evaluate_client(model, data.test, data.kind)

@@ -10,8 +10,6 @@ the key, before any training starts.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import types
 import typing
 from collections.abc import Mapping
@@ -230,14 +228,6 @@ RUN_SCHEDULE_KEYS = frozenset(
 def run_identity(config: RunConfig) -> dict[str, bool | int | float | str]:
     """The flattened config without :data:`RUN_EXTENSION_KEYS`: equal for the same run."""
     return {k: v for k, v in flatten(config).items() if k not in RUN_EXTENSION_KEYS}
-
-
-def run_key(config: RunConfig) -> str:
-    """A short hash of :func:`run_identity` without :data:`RUN_SCHEDULE_KEYS`, naming a run's
-    files outside its directory (so a run keeps its client state when its schedule changes)."""
-    identity = {k: v for k, v in run_identity(config).items() if k not in RUN_SCHEDULE_KEYS}
-    text = json.dumps(identity, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def from_mapping(values: Mapping[str, Any]) -> RunConfig:

@@ -1,10 +1,11 @@
 """The one place that knows a run folder's layout; every part reads and writes it here.
 
     <run>/config.json                      resolved config (written by the ServerApp)
+    <run>/run-uid                          the run's identity, sent to clients every round
     <run>/train.csv, evaluate.csv          one row per client and round
     <run>/rounds.csv, failures.csv         weighted means per round; clients that failed
     <run>/checkpoints/round-NNNN.pt        shared weights after each round
-    <run>/client-state/client-K/personal-<run key>.pt   a client's personal state
+    <run>/client-state/client-K/personal-<run uid>.pt   a client's personal state
     <run>/summary.json                     written when the run ends
 
 Clients may keep their personal state elsewhere (``state_dir``, a SuperNode's
@@ -16,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from typing import Any
 import torch
 
 from .checkpoint import atomic_save, atomic_write_csv, atomic_write_text, load_tensors
-from .config import ModelConfig, RunConfig, flatten, from_run_config, run_key
+from .config import ModelConfig, RunConfig, flatten, from_run_config
 
 CSV_NAMES = ("train", "evaluate", "rounds", "failures")
 
@@ -93,6 +95,25 @@ class RunFolder:
         with path.open(newline="") as handle:
             return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def run_uid_file(self) -> Path:
+        return self.path / "run-uid"
+
+    def start_run(self, resume: bool) -> str:
+        """The run's uid: read back when resuming, else a new one (a new run in an old
+        folder gets a new identity, so no client continues the old run's state)."""
+        if resume and self.run_uid_file.exists():
+            return self.read_run_uid()
+        uid = uuid.uuid4().hex[:16]
+        atomic_write_text(uid, self.run_uid_file)
+        return uid
+
+    def read_run_uid(self) -> str:
+        if not self.run_uid_file.exists():
+            raise FileNotFoundError(f"{self.path} has no run-uid: not a fedntc run folder")
+        return self.run_uid_file.read_text().strip()
+
     # -- shared checkpoints -------------------------------------------------------------
     def checkpoint_file(self, server_round: int) -> Path:
         return self.path / "checkpoints" / f"round-{server_round:04d}.pt"
@@ -120,16 +141,20 @@ class RunFolder:
             return 0
 
     # -- personal state -----------------------------------------------------------------
-    def client_state_file(self, conf: RunConfig, client_id: int, state_dir: str = "") -> Path:
-        """A client's personal-state file: ``<root>/client-<id>/personal-<run key>.pt``.
+    def client_state_file(
+        self, conf: RunConfig, client_id: int, state_dir: str = "", run_uid: str = ""
+    ) -> Path:
+        """A client's personal-state file: ``<root>/client-<id>/personal-<run uid>.pt``.
 
         ``state_dir`` (a SuperNode's ``--node-config state-dir``) wins over the run's
         ``state_dir``; with neither, ``<root>`` is ``client-state`` in the run folder. The
-        run key (a hash of the run's config) keeps runs sharing a state dir apart.
+        run uid (sent by the server; default: read from this folder) keeps runs sharing a
+        state dir apart, the same config run twice included.
         """
         base = state_dir or conf.state_dir
         root = Path(base).expanduser() if base else self.path / "client-state"
-        return root / f"client-{client_id}" / f"personal-{run_key(conf)}.pt"
+        uid = run_uid or self.read_run_uid()
+        return root / f"client-{client_id}" / f"personal-{uid}.pt"
 
 
 def load_shared_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], int]:
@@ -140,11 +165,11 @@ def load_shared_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], int]:
     return dict(saved["shared"]), int(saved["round"])
 
 
-def read_state_file(
+def read_state_versions(
     state_file: Path, model_conf: ModelConfig
-) -> tuple[dict[str, torch.Tensor], int]:
-    """A personal state written by :func:`write_state_file` (checked against the model) and
-    the round it was saved after."""
+) -> tuple[str, list[tuple[int, dict[str, torch.Tensor]]]]:
+    """The run uid a personal state file belongs to and its versions, newest first, each
+    with the round it was saved after (checked against the model)."""
     if not state_file.exists():
         raise FileNotFoundError(f"no personal state file {state_file}")
     saved = load_tensors(state_file)
@@ -155,17 +180,42 @@ def read_state_file(
             f"state file {state_file} holds a {saved['model']} model, but this run trains "
             f"{model_signature(model_conf)}; point state-dir elsewhere or remove the file"
         )
-    return dict(saved["state"]), int(saved.get("round", 0))
+    versions = [(int(saved.get("round", 0)), dict(saved["state"]))]
+    previous = saved.get("previous")
+    if previous:
+        versions.append((int(previous["round"]), dict(previous["state"])))
+    return str(saved.get("run", "")), versions
+
+
+def read_state_file(
+    state_file: Path, model_conf: ModelConfig
+) -> tuple[dict[str, torch.Tensor], int]:
+    """The newest personal state in a file written by :func:`write_state_file`, and the
+    round it was saved after."""
+    _, versions = read_state_versions(state_file, model_conf)
+    round_, state = versions[0]
+    return state, round_
 
 
 def write_state_file(
-    state_file: Path, state: dict[str, torch.Tensor], model_conf: ModelConfig, server_round: int
+    state_file: Path,
+    state: dict[str, torch.Tensor],
+    model_conf: ModelConfig,
+    server_round: int,
+    run_uid: str = "",
+    previous: tuple[int, dict[str, torch.Tensor]] | None = None,
 ) -> None:
-    """Write a personal state atomically, tagged with its architecture and round."""
-    atomic_save(
-        {"model": model_signature(model_conf), "round": server_round, "state": state},
-        state_file,
-    )
+    """Write a personal state atomically, tagged with its architecture, run and round, with
+    the ``previous`` version (the one it was trained from), so that a server resumed from
+    the checkpoint before ``server_round`` finds the state that matches it."""
+    saved: dict[str, Any] = {
+        "model": model_signature(model_conf),
+        "run": run_uid,
+        "round": server_round,
+        "state": state,
+        "previous": {"round": previous[0], "state": previous[1]} if previous else None,
+    }
+    atomic_save(saved, state_file)
 
 
 def _number(text: str) -> Any:

@@ -16,13 +16,14 @@ EVAL_COLUMNS = ("real_bpp", "est_bpp", "psnr", "ms_ssim")
 
 class RunRecorder:
     """Writes what a run produces into its :class:`RunFolder` (config, CSVs, checkpoints,
-    summary)."""
+    summary) and gives the run its uid (read back when resuming, new otherwise)."""
 
     def __init__(self, folder: RunFolder, conf: RunConfig) -> None:
         self.folder = folder
         self.conf = conf
         folder.path.mkdir(parents=True, exist_ok=True)
         folder.write_config(conf)
+        self.run_uid = folder.start_run(resume=conf.resume)
 
     @property
     def run_dir(self) -> Path:
@@ -67,8 +68,11 @@ def summarize(
     failures: list[dict[str, Any]],
     bytes_per_message: int,
     wall_seconds: float,
+    round_rows: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Final-round evaluation per client and pixel-weighted over clients."""
+    """Final-round evaluation per client and pixel-weighted over the clients that evaluated
+    in it; ``mean_over`` and ``missing_clients`` say whom the mean covers, ``short_rounds``
+    lists the rounds that accepted fewer replies than ``strategy.min_clients``."""
     evals = [r for r in rows if r["phase"] == "evaluate"]
     last_round = max((r["round"] for r in evals), default=0)
     final = sorted((r for r in evals if r["round"] == last_round), key=lambda r: r["client-id"])
@@ -89,7 +93,14 @@ def summarize(
         "mean": mean,
         "bytes_per_client_per_round": {"up": bytes_per_message, "down": bytes_per_message},
         "wall_seconds": wall_seconds,
-        "failures": [{k: f[k] for k in ("phase", "round", "node_id")} for f in failures],
+        "mean_over": sorted(clients),
+        "missing_clients": sorted(set(range(conf.data.num_clients)) - set(clients)),
+        "short_rounds": [
+            {"phase": r["phase"], "round": r["round"], "clients": r["clients"]}
+            for r in round_rows or []
+            if r.get("below_min_clients") in (True, "True")
+        ],
+        "failures": [{k: f[k] for k in ("phase", "round", "node_id", "reason")} for f in failures],
     }
 
 
@@ -108,6 +119,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     rows = [(str(k), v) for k, v in summary["clients"].items()] + [("mean", summary["mean"])]
     if summary["failures"]:
         lines.insert(1, f"failed client replies: {summary['failures']}")
+    if summary.get("missing_clients"):
+        lines.insert(
+            1,
+            f"mean over clients {summary['mean_over']} only: "
+            f"{summary['missing_clients']} did not evaluate in the final round",
+        )
+    if summary.get("short_rounds"):
+        lines.insert(1, f"rounds below strategy.min_clients: {summary['short_rounds']}")
     for name, m in rows:
         lines.append(
             f"{name:>8} {m['real_bpp']:9.4f} {m['est_bpp']:9.4f} "

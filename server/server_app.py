@@ -58,6 +58,7 @@ def main(grid: Grid, context: Context) -> None:
         lr_at=lambda server_round: round_lr(conf.train, server_round, conf.num_rounds),
         evaluate_every=conf.strategy.evaluate_every,
         last_round=conf.num_rounds,
+        round_timeout=conf.strategy.round_timeout,
         fraction_train=conf.strategy.fraction_train,
         fraction_evaluate=conf.strategy.fraction_evaluate,
         min_train_nodes=conf.strategy.min_clients,
@@ -70,6 +71,7 @@ def main(grid: Grid, context: Context) -> None:
             "aux-lr": conf.train.aux_lr,
             "lmbda": conf.train.lmbda,
             "local-steps": conf.train.local_steps,
+            "run-uid": recorder.run_uid,
         }
     )
 
@@ -92,7 +94,7 @@ def main(grid: Grid, context: Context) -> None:
         num_rounds=max(conf.num_rounds - done, 0),
         timeout=conf.strategy.round_timeout,
         train_config=train_config,
-        evaluate_config=ConfigRecord(),
+        evaluate_config=ConfigRecord({"run-uid": recorder.run_uid}),
         evaluate_fn=after_round,
     )
     summary = summarize(
@@ -101,6 +103,7 @@ def main(grid: Grid, context: Context) -> None:
         strategy.failures,
         initial.count_bytes(),
         time.perf_counter() - started,
+        strategy.round_rows,
     )
     if summary["rounds"] != conf.num_rounds:
         log(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from logging import ERROR
+from logging import ERROR, WARNING
 from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
@@ -13,6 +13,7 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from flwr.supercore import log
 
 from common.split import KeySplit
+from server.replies import Outbox, layout_problem, odd_metric_keys
 
 PER_CLIENT_KEYS = ("client-id", "shared-hash", "state-round")
 
@@ -30,10 +31,13 @@ class SharedKeysFedAvg(FedAvg):
     """FedAvg (McMahan et al., 2017) over the shared keys only, weighted by
     ``num-examples``.
 
-    A reply that carries a personal key, an unknown key or misses a shared key is rejected:
-    it is left out of the average and recorded in :attr:`failures` with the offending keys
-    (personal entropy models must never be averaged). Each client's metrics are kept in
-    :attr:`client_rows`, the weighted means per round in :attr:`round_rows`.
+    A reply that cannot be used is rejected: left out of the average and recorded in
+    :attr:`failures` with the node and the reason (a personal, unknown or missing array key —
+    personal entropy models must never be averaged —, a wrong record layout, missing or odd
+    metrics, an error); so is every node that was sent a message and did not answer within
+    ``round_timeout``. Each client's metrics are kept in :attr:`client_rows`, the weighted
+    means per round in :attr:`round_rows`, with ``below_min_clients`` when fewer replies than
+    the strategy's minimum were accepted.
 
     Args:
         split: the model's shared / personal keys; the server averages and sends the shared.
@@ -42,6 +46,7 @@ class SharedKeysFedAvg(FedAvg):
             the train config as given.
         evaluate_every: evaluate every N rounds, and always in round ``last_round``.
         last_round: the run's final round number (run-wide).
+        round_timeout: seconds a round waits for replies (named in failures).
         **kwargs: passed to :class:`flwr.serverapp.strategy.FedAvg`.
     """
 
@@ -52,6 +57,7 @@ class SharedKeysFedAvg(FedAvg):
         lr_at: Callable[[int], float] | None = None,
         evaluate_every: int = 1,
         last_round: int = 0,
+        round_timeout: float = 3600.0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("train_metrics_aggr_fn", aggregate_metrics)
@@ -62,6 +68,8 @@ class SharedKeysFedAvg(FedAvg):
         self.lr_at = lr_at
         self.evaluate_every = evaluate_every
         self.last_round = last_round
+        self.round_timeout = round_timeout
+        self._outbox: dict[str, Outbox] = {}
         self.client_rows: list[dict[str, Any]] = []
         self.round_rows: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
@@ -72,7 +80,9 @@ class SharedKeysFedAvg(FedAvg):
         server_round += self.round_offset
         if self.lr_at is not None:
             config = ConfigRecord({**config, "lr": self.lr_at(server_round)})
-        return super().configure_train(server_round, arrays, config, grid)
+        messages = list(super().configure_train(server_round, arrays, config, grid))
+        self._outbox["train"] = Outbox(messages)
+        return messages
 
     def evaluates(self, server_round: int) -> bool:
         """Whether the clients evaluate after (run-wide) ``server_round``."""
@@ -82,26 +92,17 @@ class SharedKeysFedAvg(FedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         server_round += self.round_offset
-        if not self.evaluates(server_round):
-            return []
-        return super().configure_evaluate(server_round, arrays, config, grid)
+        messages = []
+        if self.evaluates(server_round):
+            messages = list(super().configure_evaluate(server_round, arrays, config, grid))
+        self._outbox["evaluate"] = Outbox(messages)
+        return messages
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         server_round += self.round_offset
-        accepted = []
-        for msg in replies:
-            if msg.has_error():
-                self._record_failure("train", server_round, msg, msg.error.reason)
-                continue
-            problem = self._key_problem(msg)
-            if problem:
-                log(ERROR, "rejected a train reply: %s", problem)
-                self._record_failure("train", server_round, msg, problem)
-                continue
-            self._record("train", server_round, msg)
-            accepted.append(msg)
+        accepted = self._usable("train", server_round, list(replies))
         arrays, metrics = super().aggregate_train(server_round, accepted)
         self._record_round("train", server_round, metrics)
         return arrays, metrics
@@ -113,34 +114,42 @@ class SharedKeysFedAvg(FedAvg):
         replies = list(replies)
         if not self.evaluates(server_round):
             return None
-        for msg in replies:
-            if msg.has_error():
-                self._record_failure("evaluate", server_round, msg, msg.error.reason)
-            else:
-                self._record("evaluate", server_round, msg)
-        metrics = super().aggregate_evaluate(server_round, replies)
+        accepted = self._usable("evaluate", server_round, replies)
+        metrics = super().aggregate_evaluate(server_round, accepted)
         self._record_round("evaluate", server_round, metrics)
         return metrics
 
-    def _key_problem(self, msg: Message) -> str:
-        """Why a train reply cannot be averaged ('' when it carries exactly the shared keys)."""
-        origin = f"reply from node {msg.metadata.src_node_id}"
-        records = list(msg.content.array_records.values())
-        if len(records) != 1:
-            return f"{origin} has {len(records)} ArrayRecords, not 1"
-        try:
-            self.split.check_shared_keys(records[0].keys(), origin=origin)
-        except ValueError as err:
-            return str(err)
-        return ""
+    def _usable(self, phase: str, server_round: int, replies: list[Message]) -> list[Message]:
+        """Record every reply (or its absence) of one phase; return the ones to aggregate."""
+        outbox = self._outbox.get(phase, Outbox())
+        candidates: list[tuple[Message, int, str]] = []
+        for msg in replies:
+            node = outbox.node_of(msg)
+            origin = f"{phase} reply from node {node}"
+            if msg.has_error():
+                self._record_failure(phase, server_round, node, msg.error.reason)
+                continue
+            problem = layout_problem(msg, phase, self.split, origin)
+            if problem:
+                self._record_failure(phase, server_round, node, problem)
+                continue
+            candidates.append((msg, node, origin))
+        odd = odd_metric_keys([m for m, _, _ in candidates], [o for _, _, o in candidates])
+        accepted = []
+        for i, (msg, node, _) in enumerate(candidates):
+            if i in odd:
+                self._record_failure(phase, server_round, node, odd[i])
+                continue
+            self._record(phase, server_round, msg, node)
+            accepted.append(msg)
+        for node in outbox.missing(replies):
+            reason = f"no reply within {self.round_timeout:g} s"
+            self._record_failure(phase, server_round, node, reason)
+        return accepted
 
-    def _record(self, phase: str, server_round: int, msg: Message) -> None:
+    def _record(self, phase: str, server_round: int, msg: Message, node: int) -> None:
         metrics = next(iter(msg.content.metric_records.values()))
-        row: dict[str, Any] = {
-            "phase": phase,
-            "round": server_round,
-            "node_id": msg.metadata.src_node_id,
-        }
+        row: dict[str, Any] = {"phase": phase, "round": server_round, "node_id": node}
         row.update({k: v for k, v in metrics.items() if not isinstance(v, list)})
         self.client_rows.append(row)
 
@@ -153,10 +162,21 @@ class SharedKeysFedAvg(FedAvg):
         row["failures"] = sum(
             1 for r in self.failures if r["phase"] == phase and r["round"] == server_round
         )
+        minimum = self.min_train_nodes if phase == "train" else self.min_evaluate_nodes
+        row["below_min_clients"] = row["clients"] < minimum
+        if row["below_min_clients"]:
+            log(
+                WARNING,
+                "fedntc: %s round %d accepted %d replies, fewer than strategy.min_clients=%d",
+                phase,
+                server_round,
+                row["clients"],
+                minimum,
+            )
         self.round_rows.append(row)
 
-    def _record_failure(self, phase: str, server_round: int, msg: Message, reason: str) -> None:
-        node = msg.metadata.src_node_id
+    def _record_failure(self, phase: str, server_round: int, node: int, reason: str) -> None:
+        log(ERROR, "fedntc: %s round %d, node %d failed: %s", phase, server_round, node, reason)
         self.failures.append(
             {"phase": phase, "round": server_round, "node_id": node, "reason": reason}
         )

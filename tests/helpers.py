@@ -42,6 +42,9 @@ def tiny_config(tmp_path, method: str = "personalized", **overrides) -> RunConfi
     )
 
 
+TEST_RUN = "test-run"
+
+
 def make_context(conf: RunConfig, client_id: int, **node_config) -> Context:
     """A ClientApp context as a SuperNode would build it."""
     return Context(
@@ -74,7 +77,9 @@ def metadata(message_type: str, src: int, dst: int, run_id: int = 1) -> Metadata
 def server_message(
     arrays: ArrayRecord, config: dict, message_type: str = MessageType.TRAIN, node_id: int = 100
 ) -> Message:
-    """A message from the server (node 0) to ``node_id``."""
+    """A message from the server (node 0) to ``node_id``, with the run uid and round the
+    ServerApp sends (``TEST_RUN``, round 1) unless ``config`` names them."""
+    config = {"run-uid": TEST_RUN, "server-round": 1, **config}
     content = RecordDict({"arrays": arrays, "config": ConfigRecord(config)})
     return Message(content=content, metadata=metadata(message_type, 0, node_id))
 

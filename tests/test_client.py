@@ -8,10 +8,11 @@ from common.model import create_model
 from common.run_folder import (
     RunFolder,
     read_state_file,
+    read_state_versions,
     write_state_file,
 )
 from common.split import KeySplit
-from tests.helpers import make_context, server_message, tiny_config
+from tests.helpers import TEST_RUN, make_context, server_message, tiny_config
 
 ROUND_CONFIG = {"lr": 1e-3, "aux-lr": 1e-3, "lmbda": 0.01, "local-steps": 2}
 
@@ -35,7 +36,7 @@ def test_train_twice_keeps_and_updates_personal_state(tmp_path):
     assert not reply.has_error()
     first = {k: v.clone() for k, v in personal_from_context(context).items()}
     assert set(first) == split.personal
-    state_file = RunFolder(tmp_path / "run").client_state_file(conf, 1)
+    state_file = RunFolder(tmp_path / "run").client_state_file(conf, 1, run_uid=TEST_RUN)
     assert state_file.parent == tmp_path / "run" / "client-state" / "client-1"
     assert state_file.exists()
 
@@ -97,17 +98,45 @@ def test_restarted_client_reloads_state_from_disk(tmp_path):
 
 
 def test_another_run_in_the_same_state_dir_starts_fresh(tmp_path):
+    """The same config run again (as with compose's /state volume) is another run."""
     conf = tiny_config(tmp_path, state_dir=str(tmp_path / "node-state"))
     _, arrays = initial_arrays(conf)
     train(server_message(arrays, {**ROUND_CONFIG, "server-round": 1}), make_context(conf, 0))
-    other = tiny_config(tmp_path, state_dir=str(tmp_path / "node-state"))
-    other.train.lmbda = 0.05  # another run: other lambda, same node state dir
-    reply = train(
-        server_message(arrays, {**ROUND_CONFIG, "server-round": 2}), make_context(other, 0)
-    )
+    again = {**ROUND_CONFIG, "server-round": 2}
+    reply = train(server_message(arrays, {**again, "run-uid": "new-run"}), make_context(conf, 0))
     assert reply.content["metrics"]["state-round"] == 0
+    reply = train(server_message(arrays, again), make_context(conf, 0))  # the first run goes on
+    assert reply.content["metrics"]["state-round"] == 1
     files = sorted((tmp_path / "node-state" / "client-0").glob("personal-*.pt"))
-    assert len(files) == 2 and RunFolder(tmp_path).client_state_file(conf, 0) in files
+    assert [f.name for f in files] == ["personal-new-run.pt", f"personal-{TEST_RUN}.pt"]
+
+
+def test_a_resumed_round_trains_from_the_state_that_matches_its_checkpoint(tmp_path):
+    """The server crashed in round 3 after this client had saved its round-3 state, and
+    resumed from the round-2 checkpoint: round 3 again starts from the round-2 state."""
+    conf = tiny_config(tmp_path)
+    _, arrays = initial_arrays(conf)
+    for r in (1, 2, 3):
+        train(server_message(arrays, {**ROUND_CONFIG, "server-round": r}), make_context(conf, 0))
+    state_file = RunFolder(tmp_path / "run").client_state_file(conf, 0, run_uid=TEST_RUN)
+    _, versions = read_state_versions(state_file, conf.model)
+    assert [r for r, _ in versions] == [3, 2]
+    redo = server_message(arrays, {**ROUND_CONFIG, "server-round": 3})
+    assert train(redo, make_context(conf, 0)).content["metrics"]["state-round"] == 2
+    # a server that rolled back further than the kept versions gets a fresh start, logged
+    _, versions = read_state_versions(state_file, conf.model)
+    assert [r for r, _ in versions] == [3, 2]
+    first = server_message(arrays, {**ROUND_CONFIG, "server-round": 1})
+    assert train(first, make_context(conf, 0)).content["metrics"]["state-round"] == 0
+
+
+def test_a_message_without_the_run_identity_is_refused(tmp_path):
+    conf = tiny_config(tmp_path)
+    _, arrays = initial_arrays(conf)
+    message = server_message(arrays, ROUND_CONFIG)
+    del message.content["config"]["run-uid"]
+    with pytest.raises(ValueError, match="run-uid"):
+        train(message, make_context(conf, 0))
 
 
 def test_state_file_of_another_model_is_refused(tmp_path):

@@ -10,7 +10,6 @@ from common.config import (
     RunConfig,
     flatten,
     from_run_config,
-    run_key,
 )
 from launch.simulate import split_config
 
@@ -131,7 +130,6 @@ def test_previous_run_is_skipped_resumed_or_refused(tmp_path):
     decayed, _ = split_config(composed(["num_rounds=5", "train.lr_decay_rounds=2"]))
     assert previous_run(decayed, run) == "interrupted"
     (run / "checkpoints" / "round-0003.pt").write_bytes(b"")
-    assert run_key(decayed) == run_key(conf)  # clients find their state under the new schedule
     late, _ = split_config(composed(["num_rounds=3", "train.lr_decay_rounds=1"]))
     with pytest.raises(ValueError, match="trained round 3 at lr 0.001"):
         previous_run(late, run)

@@ -80,9 +80,10 @@ def test_personalized_simulation_end_to_end(tmp_path, monkeypatch):
         row = next(r for r in final if int(float(r["client-id"])) == client_id)
         assert not any("personal" in key for key in row)
         personal_hashes.add(fingerprint(split.trainable_personal_state(saved["state"])))
-        model.load_state_dict(merge_state(model.state_dict(), saved["state"], shared))
+        mine = create_model(conf.model, seed=conf.seed)
+        mine.load_state_dict(merge_state(mine.state_dict(), saved["state"], shared))
         test = load_client_data(conf.data, client_id, conf.seed).test
-        again = evaluate_client(model, test, "images")
+        again = evaluate_client(mine, test, "images")
         assert again["real_bpp"] == pytest.approx(float(row["real_bpp"]), rel=1e-9)
     assert len(personal_hashes) == 3
 

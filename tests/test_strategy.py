@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, Error, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRecord, RecordDict
+from flwr.supercore.task_identity import TaskIdentity
 
 from common.split import KeySplit
 from server.strategy import SharedKeysFedAvg
@@ -31,7 +32,14 @@ def test_weighted_mean_of_shared_keys():
     assert "client-id" not in metrics
     assert [r["client-id"] for r in strategy.client_rows] == [1, 2]
     assert strategy.round_rows == [
-        {"phase": "train", "round": 1, "loss": pytest.approx(1.75), "clients": 2, "failures": 0}
+        {
+            "phase": "train",
+            "round": 1,
+            "loss": pytest.approx(1.75),
+            "clients": 2,
+            "failures": 0,
+            "below_min_clients": False,
+        }
     ]
 
 
@@ -70,3 +78,76 @@ def test_nothing_shared_aggregates_to_empty_record():
     strategy = SharedKeysFedAvg(KeySplit(shared=frozenset(), personal=frozenset({"g_a.w"})))
     arrays, _ = strategy.aggregate_train(1, [reply(1, {}, 1), reply(2, {}, 2)])
     assert len(arrays) == 0
+
+
+def eval_reply(node, metrics=None):
+    values = {"real_bpp": 0.5, "est_bpp": 0.4, "psnr": 30.0, "ms_ssim": 0.9}
+    values = metrics if metrics is not None else values
+    content = RecordDict(
+        {"metrics": MetricRecord({**values, "num-examples": 2, "client-id": node})}
+    )
+    return client_reply(content, node, "evaluate")
+
+
+def test_malformed_train_replies_are_failures_and_the_round_goes_on():
+    strategy = SharedKeysFedAvg(SPLIT)
+    good = reply(1, {"g_a.w": 2.0, "g_s.w": 2.0}, 1)
+    no_metrics = client_reply(
+        RecordDict({"arrays": ArrayRecord({"g_a.w": Array(np.ones((2, 2), np.float32))})}), 2
+    )
+    odd = reply(3, {"g_a.w": 9.0, "g_s.w": 9.0}, 1)
+    odd.content["metrics"]["surprise"] = 1.0  # keys differ from the other replies'
+    zero = reply(4, {"g_a.w": 9.0, "g_s.w": 9.0}, 0)
+    arrays, metrics = strategy.aggregate_train(1, [good, no_metrics, odd, zero])
+    np.testing.assert_allclose(arrays["g_a.w"].numpy(), 2.0)  # only node 1 averaged
+    reasons = {f["node_id"]: f["reason"] for f in strategy.failures}
+    assert "0 MetricRecords" in reasons[2]
+    assert "extra ['surprise']" in reasons[3]
+    assert "num-examples=0" in reasons[4]
+    assert strategy.round_rows[-1]["clients"] == 1 and strategy.round_rows[-1]["failures"] == 3
+
+
+def test_evaluate_replies_are_validated():
+    strategy = SharedKeysFedAvg(SPLIT)
+    partial = eval_reply(2, {"real_bpp": 0.5})
+    metrics = strategy.aggregate_evaluate(1, [eval_reply(1), partial, eval_reply(3)])
+    assert metrics["psnr"] == pytest.approx(30.0)
+    [failure] = strategy.failures
+    assert failure["node_id"] == 2 and "lacks metrics" in failure["reason"]
+    assert "psnr" in failure["reason"]
+
+
+class RecordingGrid:
+    """Just enough of a Grid for configure_*: the nodes that are connected."""
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+
+    def get_node_ids(self):
+        return self.nodes
+
+
+def test_nodes_that_do_not_answer_in_time_are_failures_with_their_ids(monkeypatch):
+    monkeypatch.setattr(TaskIdentity, "_run_id", 1)  # as in a ServerApp process
+    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
+    strategy = SharedKeysFedAvg(SPLIT, round_timeout=30, min_train_nodes=3, min_available_nodes=3)
+    arrays = ArrayRecord({k: Array(np.zeros((2, 2), np.float32)) for k in SHARED})
+    sent = list(strategy.configure_train(1, arrays, ConfigRecord(), RecordingGrid([11, 12, 13])))
+    assert sorted(m.metadata.dst_node_id for m in sent) == [11, 12, 13]
+    for msg in sent:  # what Grid.push_messages does
+        msg.metadata.__dict__["_message_id"] = msg.object_id
+    answer = next(m for m in sent if m.metadata.dst_node_id == 11)
+    ok = reply(11, {"g_a.w": 1.0, "g_s.w": 1.0}, 1)
+    ok.metadata.__dict__["_reply_to_message_id"] = answer.metadata.message_id
+    # the SuperLink's error reply for a vanished node comes from the SuperLink (node 1)
+    vanished = next(m for m in sent if m.metadata.dst_node_id == 12)
+    error = Message(Error(code=0, reason="node unavailable"), metadata=metadata("train", 1, 0))
+    error.metadata.__dict__["_reply_to_message_id"] = vanished.metadata.message_id
+    strategy.aggregate_train(1, [ok, error])
+    assert sorted((f["node_id"], f["reason"]) for f in strategy.failures) == [
+        (12, "node unavailable"),
+        (13, "no reply within 30 s"),
+    ]
+    row = strategy.round_rows[-1]
+    assert (row["clients"], row["failures"], row["below_min_clients"]) == (1, 2, True)
