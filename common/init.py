@@ -15,6 +15,7 @@ from the same ``model.init``; a resumed run overwrites them with its saved state
 
 from __future__ import annotations
 
+import os
 import urllib.error
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,11 @@ from .model import create_model
 from .split import is_coding_table
 
 BASE_FORMAT = "fedntc-base-1"
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# Shipped base weights: the checkout's models/, or $FEDNTC_MODELS where the code runs from
+# Flower's app bundle (which carries code only), as in the Docker image.
+MODELS_DIR = Path(
+    os.environ.get("FEDNTC_MODELS", Path(__file__).resolve().parent.parent / "models")
+)
 
 
 def zoo_state_dict(name: str, quality: int) -> dict[str, torch.Tensor]:

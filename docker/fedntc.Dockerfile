@@ -12,7 +12,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     FLWR_TELEMETRY_ENABLED=0 \
     FLWR_DISABLE_UPDATE_CHECK=1 \
     FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1 \
-    FEDNTC_HOME=/state
+    FEDNTC_HOME=/state \
+    FEDNTC_MODELS=/opt/fedntc/models
 
 WORKDIR /opt/fedntc
 RUN pip install --index-url "${TORCH_INDEX}" "torch==2.14.1" "torchvision==0.29.1"
@@ -20,7 +21,13 @@ COPY pyproject.toml README.md ./
 COPY common ./common
 COPY client ./client
 COPY server ./server
+COPY codec ./codec
+COPY launch ./launch
+COPY study ./study
+COPY pretrain ./pretrain
 COPY conf ./conf
+# base weights for model.init=base: Flower's app bundle carries code only
+COPY models ./models
 RUN pip install .
 
 RUN useradd --create-home --uid 1000 flwr && mkdir -p /data /state && chown flwr /state

@@ -74,8 +74,13 @@ def split_config(cfg: DictConfig) -> tuple[RunConfig, SimulationSettings]:
     return conf, simulation
 
 
-def split_all(cfg: DictConfig) -> tuple[RunConfig, SimulationSettings, DeploymentSettings]:
-    """The run config and the simulation and deployment settings of a composed config."""
+def split_all(
+    cfg: DictConfig, remote: bool = False
+) -> tuple[RunConfig, SimulationSettings, DeploymentSettings]:
+    """The run config and the simulation and deployment settings of a composed config.
+
+    Paths are resolved here for a local simulation; for a deployment (``remote``) they are
+    used on other machines, so they must be absolute already (:func:`remote_paths`)."""
     try:
         values: dict[str, Any] = OmegaConf.to_container(  # type: ignore[assignment]
             cfg, resolve=True, throw_on_missing=True
@@ -85,7 +90,28 @@ def split_all(cfg: DictConfig) -> tuple[RunConfig, SimulationSettings, Deploymen
     values.pop("hydra", None)
     simulation = SimulationSettings(**values.pop("simulation", {}))
     deployment = DeploymentSettings(**values.pop("deployment", {}))
-    return absolute_paths(from_mapping(values)), simulation, deployment
+    conf = from_mapping(values)
+    return (remote_paths(conf) if remote else absolute_paths(conf)), simulation, deployment
+
+
+PATH_KEYS = ("output_dir", "state_dir", "data.root", "data.hf_data_dir", "model.init")
+
+
+def remote_paths(conf: RunConfig) -> RunConfig:
+    """Refuse relative paths in a deployed run's config: the ServerApp and the SuperNodes
+    use them on their own machines, where this machine's working directory means nothing.
+    ``model.init=base`` stays ``base``: each machine finds its own shipped weights."""
+    flat = flatten(conf)
+    for key in PATH_KEYS:
+        value = str(flat[key])
+        if key == "model.init" and value in ("scratch", "zoo", "base"):
+            continue
+        if value and not Path(value).expanduser().is_absolute():
+            raise ConfigError(
+                f"config key '{key}' is the relative path {value!r}; a deployed run uses it "
+                "on the SuperLink's or the SuperNodes' machines: give an absolute path there"
+            )
+    return conf
 
 
 def absolute_paths(conf: RunConfig) -> RunConfig:

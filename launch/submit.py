@@ -20,35 +20,26 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from launch.simulate import CONF_DIR, read_summary, split_all, submit_run
-from launch.superlink import OFFLINE_ENV
+from launch.superlink import OFFLINE_ENV, write_flwr_config
 from server.results import format_summary
 
 CONNECTION = "fedntc-remote"
 
 
 def write_connection(home: Path, address: str, root_certificates: str, insecure: bool) -> None:
-    """A private Flower CLI config naming one SuperLink connection."""
-    home.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "[superlink]",
-        f'default = "{CONNECTION}"',
-        "",
-        f"[superlink.{CONNECTION}]",
-        f'address = "{address}"',
-    ]
+    """A private Flower CLI config naming the deployment's SuperLink."""
     if insecure:
-        lines.append("insecure = true")
-    else:
-        if not root_certificates:
-            raise ValueError(
-                "deployment.root_certificates (the CA certificate) is required "
-                "unless deployment.insecure=true"
-            )
-        ca = Path(root_certificates).expanduser().resolve()
-        if not ca.is_file():
-            raise FileNotFoundError(f"deployment.root_certificates {ca} does not exist")
-        lines.append(f'root-certificates = "{ca}"')
-    (home / "config.toml").write_text("\n".join(lines) + "\n")
+        write_flwr_config(home, CONNECTION, address, insecure=True)
+        return
+    if not root_certificates:
+        raise ValueError(
+            "deployment.root_certificates (the CA certificate) is required "
+            "unless deployment.insecure=true"
+        )
+    ca = Path(root_certificates).expanduser().resolve()
+    if not ca.is_file():
+        raise FileNotFoundError(f"deployment.root_certificates {ca} does not exist")
+    write_flwr_config(home, CONNECTION, address, str(ca))
 
 
 def submit(cfg: DictConfig, log_dir: Path) -> tuple[int, Path | None]:
@@ -58,7 +49,7 @@ def submit(cfg: DictConfig, log_dir: Path) -> tuple[int, Path | None]:
     The connection file, run-config and streamed log stay in ``log_dir`` on this machine;
     with no ``output_dir`` the ServerApp writes to ``~/.fedntc/runs/<run id>`` on its own.
     """
-    conf, _, deployment = split_all(cfg)
+    conf, _, deployment = split_all(cfg, remote=True)
     home = log_dir / ".flwr"
     write_connection(home, deployment.address, deployment.root_certificates, deployment.insecure)
     env = {**os.environ, **OFFLINE_ENV, "FLWR_HOME": str(home)}

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import httpx
+import tomli_w
 
 CONNECTION = "fedntc-local"
 
@@ -46,6 +47,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def write_flwr_config(
+    home: Path, connection: str, address: str, root_certificates: str = "", insecure: bool = False
+) -> None:
+    """A private Flower CLI config (``$FLWR_HOME/config.toml``) naming one SuperLink
+    connection, written with a TOML writer (paths with quotes or backslashes stay intact)."""
+    entry: dict[str, str | bool] = {"address": address}
+    if insecure:
+        entry["insecure"] = True
+    else:
+        entry["root-certificates"] = root_certificates
+    config = {"superlink": {"default": connection, connection: entry}}
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(tomli_w.dumps(config))
+
+
 class LocalSimulationLink:
     """Context manager: a SuperLink (simulation runtime) on 127.0.0.1.
 
@@ -70,10 +86,7 @@ class LocalSimulationLink:
 
     def __enter__(self) -> LocalSimulationLink:
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "config.toml").write_text(
-            f'[superlink]\ndefault = "{CONNECTION}"\n\n[superlink.{CONNECTION}]\n'
-            f'address = "127.0.0.1:{self.port}"\ninsecure = true\n'
-        )
+        write_flwr_config(self.home, CONNECTION, f"127.0.0.1:{self.port}", insecure=True)
         command = [
             flower_executable("flower-superlink"),
             "--insecure",

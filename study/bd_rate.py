@@ -58,6 +58,17 @@ def bd_rate(
     return value, "ok" if math.isfinite(value) else "no overlap"
 
 
+def seed_status(statuses: list[str], finite: int) -> str:
+    """Over seeds: ``ok`` only when every seed gave a value; ``k of n seeds`` (with the
+    first other reason) when only some did; the first reason when none did."""
+    if finite == len(statuses):
+        return "ok"
+    if finite == 0:
+        return statuses[0]
+    other = next(s for s in statuses if s != "ok")
+    return f"{finite} of {len(statuses)} seeds ({other} in the others)"
+
+
 def bd_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """BD-rate of personalized vs each baseline, per client and seed, and over seeds."""
     table = []
@@ -90,9 +101,10 @@ def bd_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "client": client,
                     "seed": "all",
                     "bd_rate_percent": statistics.fmean(finite) if finite else math.nan,
-                    "status": "ok" if finite else statuses[0],
+                    "status": seed_status(statuses, len(finite)),
                     "std_over_seeds": statistics.pstdev(finite) if len(finite) > 1 else math.nan,
                     "seeds_compared": len(finite),
+                    "seeds_total": len(seeds),
                 }
             )
     return table
@@ -119,6 +131,7 @@ def format_bd(table: list[dict[str, Any]]) -> str:
             std = row["std_over_seeds"]
             lines.append(
                 f"{row['anchor']:>28} {row['client']:>7} {text} "
-                f"{std if math.isfinite(std) else float('nan'):6.2f} {row['seeds_compared']}"
+                f"{std if math.isfinite(std) else float('nan'):6.2f} "
+                f"{row['seeds_compared']}/{row.get('seeds_total', row['seeds_compared'])}"
             )
     return "\n".join(lines)

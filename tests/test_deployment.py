@@ -56,7 +56,7 @@ def test_deployment_with_tls_auth_restart_and_faults(tmp_path):
         overrides = [
             "model=tiny",
             "data=folder",
-            "data.root=unused",
+            "data.root=/unused",
             "data.num_clients=3",
             "data.crop_size=32",
             "data.batch_size=4",

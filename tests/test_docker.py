@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,14 @@ def test_certificate_covers_requested_hosts(tmp_path):
         text=True,
     ).stdout
     assert "DNS:superlink" in text and "IP Address:10.1.2.3" in text
+
+
+def test_image_holds_every_package_and_the_base_weights():
+    pyproject = tomllib.loads((DOCKER.parent / "pyproject.toml").read_text())
+    packages = [
+        p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    ]
+    dockerfile = (DOCKER / "fedntc.Dockerfile").read_text()
+    for folder in [*packages, "conf", "models"]:
+        assert f"COPY {folder} ./{folder}" in dockerfile, folder
+    assert "FEDNTC_MODELS=/opt/fedntc/models" in dockerfile

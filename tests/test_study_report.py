@@ -342,3 +342,28 @@ def test_matched_lambda_cost_compares_points_a_bd_rate_cannot():
     assert fedavg["wins"] == fedavg["points"] == 8 and fedavg["seeds"] == 2
     assert fedavg["std_over_seeds"] > 0
     assert "lower at 8 of 8 (λ, seed)" in format_lagrangian([fedavg])
+
+
+def test_a_bd_rate_over_seeds_says_how_many_seeds_gave_a_value():
+    from study.bd_rate import bd_table, format_bd
+
+    def rows(method, seed, psnrs):
+        return [
+            {
+                "method": method,
+                "client": "mean",
+                "seed": seed,
+                "lmbda": lm,
+                "real_bpp": r,
+                "psnr": p,
+            }
+            for lm, r, p in zip((1, 2, 3, 4), RATES, psnrs, strict=True)
+        ]
+
+    flat = [30.0] * 4  # not monotone: no BD-rate for seed 1
+    data = rows("local", 0, PSNRS) + rows("personalized", 0, [p + 0.5 for p in PSNRS])
+    data += rows("local", 1, flat) + rows("personalized", 1, [p + 0.5 for p in PSNRS])
+    [over] = [r for r in bd_table(data) if r["seed"] == "all" and r["anchor"] == "local"]
+    assert math.isfinite(over["bd_rate_percent"]) and over["seeds_compared"] == 1
+    assert over["status"] == "1 of 2 seeds (not monotone in the others)"
+    assert " 1/2" in format_bd([over])
