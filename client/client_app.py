@@ -31,7 +31,9 @@ from common.train import train_steps
 
 app = ClientApp()
 
-NODE_CONFIG_KEYS = frozenset({"partition-id", "num-partitions", "data-dir", "state-dir", "device"})
+NODE_CONFIG_KEYS = frozenset(
+    {"partition-id", "num-partitions", "data-dir", "state-dir", "device", "threads"}
+)
 
 
 @dataclass
@@ -66,6 +68,11 @@ class ClientSetup:
                 f"node-config data-dir is used with data.source=folder; this run reads "
                 f"data.source={conf.data.source}"
             )
+        if "threads" in node:  # several SuperNodes on one host: share its cores
+            threads = node_int(node, "threads")
+            if threads < 1:
+                raise ValueError(f"node-config 'threads' must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
         if "device" in node:
             device = resolve_device(str(node["device"]), key="node-config device")
         else:

@@ -111,11 +111,15 @@ def bd_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def format_bd(table: list[dict[str, Any]]) -> str:
-    """BD-rate rows over seeds; curves with too few points get one line, not a row each."""
+    """BD-rate rows over seeds; curves with too few points get one line, not a row each,
+    and none when no curve has enough (a sweep of one λ has no BD-rate to speak of)."""
     few = [r for r in table if r["seed"] == "all" and r["status"] == "too few points"]
     table = [r for r in table if r not in few]
+    some = any(r["seed"] == "all" for r in table)
     lines = (
-        [f"BD-rate: {len(few)} curve pairs have under 4 λ points (none computed)"] if few else []
+        [f"BD-rate: {len(few)} curve pairs have under 2 λ values (none computed)"]
+        if few and some
+        else []
     )
     if not any(r["seed"] == "all" for r in table):
         return "\n".join(lines)

@@ -143,6 +143,8 @@ def format_convergence(rows: list[dict[str, Any]]) -> str:
         ("monotone", "rate and PSNR both rise with λ"),
     ):
         subset = [r for r in rows if r["check"] == check]
+        if check == "monotone":  # a curve of one λ says nothing about monotonicity
+            subset = [r for r in subset if r["points"] >= 2]
         if subset:
             unit = "runs" if check == "loss" else "curves (method x client x seed)"
             lines.append(f"{text}: {sum(r['ok'] for r in subset)} of {len(subset)} {unit}")

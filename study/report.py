@@ -113,9 +113,8 @@ def format_report(
     table: list[dict[str, Any]], convergence: list[dict[str, Any]], matched: list[dict[str, Any]]
 ) -> str:
     """What a report prints: BD-rates, the matched-λ summary and the convergence checks."""
-    return "\n".join(
-        (format_bd(table), format_lagrangian(matched), format_convergence(convergence))
-    )
+    parts = (format_bd(table), format_lagrangian(matched), format_convergence(convergence))
+    return "\n".join(part for part in parts if part)
 
 
 def main(argv: list[str] | None = None) -> None:

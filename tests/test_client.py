@@ -201,3 +201,16 @@ def test_hyperprior_trains_with_a_personal_hyperprior(tmp_path):
     metrics = evaluate(server_message(arrays, {}, MessageType.EVALUATE), context).content["metrics"]
     # an untrained hyperprior spends almost nothing; per-string overhead dominates real bpp
     assert metrics["real_bpp"] >= metrics["est_bpp"] > 0 and 0 < metrics["psnr"] < 100
+
+
+def test_node_config_threads_sets_torch_threads_and_is_checked(tmp_path):
+    conf = tiny_config(tmp_path)
+    _, arrays = initial_arrays(conf)
+    before = torch.get_num_threads()
+    try:
+        train(server_message(arrays, ROUND_CONFIG), make_context(conf, 0, threads=1))
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="'threads' must be >= 1"):
+            train(server_message(arrays, ROUND_CONFIG), make_context(conf, 0, threads=0))
+    finally:
+        torch.set_num_threads(before)

@@ -52,7 +52,7 @@ def test_supernode_killed_during_training_is_a_recorded_failure_and_recovers(tmp
             make_client_folder(tmp_path / "data" / f"client-{k}", seed=k)
             config = (
                 f"partition-id={k} num-partitions=2 data-dir='{tmp_path / 'data' / f'client-{k}'}' "
-                f"state-dir='{tmp_path / 'state' / f'node-{k}'}' device='cpu'"
+                f"state-dir='{tmp_path / 'state' / f'node-{k}'}' device='cpu' threads=1"
             )
             nodes[k] = {"id": node_id, "key": key, "config": config}
             nodes[k]["proc"] = dep.start_supernode(str(k), key, config)
