@@ -10,11 +10,11 @@ the key, before any training starts.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .typed_config import ConfigError, build_dataclass
 
 # The one mapping from method to the key prefixes it shares (conf/strategy/*.yaml select it;
 # tests/test_config.py checks they agree). personalized may name other prefixes.
@@ -28,10 +28,6 @@ DATA_SOURCES = ("bundled", "synthetic", "folder", "hf", "vectors")
 VECTOR_MODEL = "fedntc-vector"
 PARTITIONERS = ("iid", "dirichlet", "pathological")
 PRECISIONS = ("fp32", "bf16")
-
-
-class ConfigError(ValueError):
-    """A configuration key is unknown, missing or has a value of the wrong type."""
 
 
 @dataclass
@@ -83,19 +79,25 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
-    """Local optimisation per round: R + λ·D with CompressAI's net/aux optimizers."""
+class OptimizerConfig:
+    """R + λ·D with CompressAI's net/aux Adam optimizers (federated and pretraining)."""
 
     lmbda: float = 0.0067
     lr: float = 1e-3
     aux_lr: float = 1e-3
-    local_steps: int = 50
     clip_max_norm: float = 1.0
     device: str = "auto"
-    # Step decay: the last ``lr_decay_rounds`` rounds train at ``lr * lr_decay`` (0: constant).
+    precision: str = "fp32"  # fp32 | bf16 (transforms in bf16 autocast, entropy models fp32)
+
+
+@dataclass
+class TrainConfig(OptimizerConfig):
+    """Local optimisation per round; the last ``lr_decay_rounds`` rounds train at
+    ``lr * lr_decay`` (0: constant)."""
+
+    local_steps: int = 50
     lr_decay_rounds: int = 0
     lr_decay: float = 0.1
-    precision: str = "fp32"  # fp32 | bf16 (transforms in bf16 autocast, entropy models fp32)
 
 
 @dataclass
@@ -232,13 +234,13 @@ def run_identity(config: RunConfig) -> dict[str, bool | int | float | str]:
 
 def from_mapping(values: Mapping[str, Any]) -> RunConfig:
     """Build a :class:`RunConfig` from a nested mapping (e.g. a composed Hydra config)."""
-    return _build(RunConfig, values, prefix="")
+    return build_dataclass(RunConfig, values)
 
 
 def build_section(cls: type, values: Mapping[str, Any]) -> Any:
     """Build any config dataclass ``cls`` from a nested mapping, with the same key and type
     checks as :func:`from_mapping` (errors name the dotted key)."""
-    return _build(cls, values, prefix="")
+    return build_dataclass(cls, values)
 
 
 def from_run_config(run_config: Mapping[str, Any]) -> RunConfig:
@@ -253,47 +255,3 @@ def from_run_config(run_config: Mapping[str, Any]) -> RunConfig:
                 raise ConfigError(f"config key '{key}' conflicts with a scalar key")
         node[leaf] = value
     return from_mapping(nested)
-
-
-def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        keys = ", ".join(f"'{prefix}{k}'" for k in unknown)
-        raise ConfigError(f"unknown config key(s) {keys}; known: {sorted(names)}")
-    kwargs = {}
-    for name, value in values.items():
-        kwargs[name] = _coerce(f"{prefix}{name}", hints[name], value)
-    try:
-        return cls(**kwargs)
-    except TypeError as err:
-        raise ConfigError(f"invalid config section '{prefix or '<root>'}': {err}") from err
-
-
-def _coerce(key: str, hint: Any, value: Any) -> Any:
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"config key '{key}' must be a section, got {value!r}")
-        return _build(hint, value, prefix=key + ".")
-    origin = typing.get_origin(hint)
-    if origin is list:
-        if isinstance(value, str):
-            items = [v.strip() for v in value.split(",") if v.strip()]
-        elif isinstance(value, (list, tuple)):
-            items = list(value)
-        else:
-            raise ConfigError(f"config key '{key}' must be a list or comma-separated string")
-        if not all(isinstance(v, str) for v in items):
-            raise ConfigError(f"config key '{key}' must hold strings, got {value!r}")
-        return list(items)
-    if isinstance(hint, type) and not isinstance(hint, types.GenericAlias):
-        if hint is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, bool) and hint is not bool:
-            raise ConfigError(f"config key '{key}' must be {hint.__name__}, got bool")
-        if not isinstance(value, hint):
-            raise ConfigError(
-                f"config key '{key}' must be {hint.__name__}, got {type(value).__name__} {value!r}"
-            )
-    return value

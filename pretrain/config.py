@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.config import PRECISIONS, ConfigError, ModelConfig, build_section, flatten
+from common.config import (
+    PRECISIONS,
+    ConfigError,
+    ModelConfig,
+    OptimizerConfig,
+    build_section,
+    flatten,
+)
 
 
 @dataclass
@@ -20,24 +27,12 @@ class PretrainData:
 
 
 @dataclass
-class PretrainTrain:
-    """R + λ·D with CompressAI's net/aux Adam optimizers."""
-
-    lmbda: float = 0.0067
-    lr: float = 1e-3
-    aux_lr: float = 1e-3
-    clip_max_norm: float = 1.0
-    device: str = "auto"
-    precision: str = "fp32"
-
-
-@dataclass
 class PretrainConfig:
     """Everything one pretraining run needs; ``out_dir`` holds its checkpoint and logs."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: PretrainData = field(default_factory=PretrainData)
-    train: PretrainTrain = field(default_factory=PretrainTrain)
+    train: OptimizerConfig = field(default_factory=OptimizerConfig)
     steps: int = 20000
     decay_steps: int = 2000
     lr_decay: float = 0.1
