@@ -117,7 +117,6 @@ def test_personalized_simulation_end_to_end(tmp_path, monkeypatch):
     rounds = [(r["phase"], r["round"]) for r in csv.DictReader((run_dir / "train.csv").open())]
     assert sorted({int(r) for _, r in rounds}) == [1, 2, 3] and len(rounds) == 9
     assert (run_dir / "checkpoints" / "round-0003.pt").exists()
-    personal_hashes = set()
     for client_id in range(3):
         saved = torch.load(RunFolder(run_dir).client_state_file(conf, client_id), weights_only=True)
         assert saved["round"] == 3
@@ -165,3 +164,38 @@ def test_baselines_run_end_to_end(tmp_path, method):
         split = KeySplit.from_keys(model.state_dict(), ["*"])
         assert up == ArrayRecord(split.shared_state(model.state_dict())).count_bytes()
         assert {k.split(".")[0] for k in split.shared} == {"g_a", "g_s", "entropy_bottleneck"}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_sampled_clients_skip_rounds_and_come_back_with_their_state(tmp_path):
+    """fraction_train=0.5: half the clients train each round; a client that sat out
+    continues from the state it saved the last time it trained."""
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[
+                *OVERRIDES,
+                "data.num_clients=4",
+                "num_rounds=6",  # enough rounds that someone sits out and returns
+                "strategy.fraction_train=0.5",
+                "strategy.min_clients=1",
+                "strategy.evaluate_every=6",
+            ],
+        )
+    summary = run_simulation(cfg, tmp_path / "run")
+    assert summary["rounds"] == 6 and summary["missing_clients"] == []
+    train_rows = list(csv.DictReader((tmp_path / "run" / "train.csv").open()))
+    trained = {}  # client -> rounds it trained in, from the run's own records
+    for r in train_rows:
+        trained.setdefault(int(float(r["client-id"])), []).append((int(r["round"]), r))
+    per_round = [sum(1 for r in train_rows if r["round"] == str(k)) for k in range(1, 7)]
+    assert per_round == [2] * 6
+    came_back = 0
+    for rounds in trained.values():
+        previous = 0
+        for server_round, row in sorted(rounds, key=lambda x: x[0]):
+            assert int(float(row["state-round"])) == previous
+            came_back += server_round - previous > 1 and previous > 0
+            previous = server_round
+    assert came_back, "a client skipped a round after training and trained again"
