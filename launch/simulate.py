@@ -28,6 +28,7 @@ from omegaconf.errors import MissingMandatoryValue
 from common.config import ConfigError, RunConfig, flatten, from_mapping
 from common.init import base_path
 from common.preflight import preflight
+from launch.ray_cluster import resolve_ray_address
 from launch.superlink import CONNECTION, LocalSimulationLink, flower_executable
 from server.results import format_summary
 from server.resume import previous_run
@@ -45,6 +46,7 @@ class SimulationSettings:
     num_gpus_per_client: float = 0.0
     ray_num_cpus: int = 0
     timeout_s: int = 3600
+    ray_address: str = ""  # empty: a private Ray; auto or HOST:PORT: join that cluster
 
 
 @dataclass
@@ -170,7 +172,8 @@ def run_simulation(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             "this machine has a GPU, but simulation.num_gpus_per_client=0 hides it from "
             "the virtual clients (Ray); set it to e.g. 0.25 to train on the GPU"
         )
-    with LocalSimulationLink(run_dir / ".flwr") as link:
+    ray_env = {"RAY_ADDRESS": resolve_ray_address(sim.ray_address)}
+    with LocalSimulationLink(run_dir / ".flwr", extra_env=ray_env) as link:
         code = submit_run(
             conf, run_dir, link.env, CONNECTION, federation_options(conf, sim), sim.timeout_s
         )

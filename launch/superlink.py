@@ -68,10 +68,14 @@ class LocalSimulationLink:
     Args:
         home: private ``FLWR_HOME`` (connection file, SuperLink log).
         startup_timeout: seconds to wait for the health endpoint.
+        extra_env: more environment for the SuperLink (e.g. ``RAY_ADDRESS``).
     """
 
-    def __init__(self, home: Path, startup_timeout: float = 60.0) -> None:
+    def __init__(
+        self, home: Path, startup_timeout: float = 60.0, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.home = home
+        self.extra_env = extra_env or {}
         self.port = free_port()
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
@@ -99,7 +103,11 @@ class LocalSimulationLink:
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                env={**self.env, **self.extra_env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self._wait_healthy()
         return self

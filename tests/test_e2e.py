@@ -22,6 +22,7 @@ from common.run_folder import (
 )
 from common.split import KeySplit, fingerprint, merge_state
 from launch.simulate import run_simulation, split_config
+from launch.superlink import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERRIDES = [
@@ -130,7 +131,9 @@ def test_personalized_simulation_end_to_end(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("method", ["fedavg", "local"])
-def test_baselines_run_end_to_end(tmp_path, method):
+def test_baselines_run_end_to_end(tmp_path, method, monkeypatch):
+    # a RAY_ADDRESS left in the shell (of a cluster long gone) must not capture a private run
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{free_port()}")
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
         cfg = compose(
             "config",

@@ -1,13 +1,17 @@
 """Launch-side config handling: deployed runs' paths, and the Flower CLI config file."""
 
+import socket
+import time
 import tomllib
 
 import pytest
 from hydra import compose, initialize_config_dir
 
 from common.config import ConfigError
+from launch.ray_cluster import resolve_ray_address
 from launch.simulate import split_all
 from launch.submit import CONNECTION, write_connection
+from launch.superlink import free_port
 from tests.deployment import ROOT
 
 
@@ -36,3 +40,26 @@ def test_connection_file_is_valid_toml_for_any_path(tmp_path):
     assert config["superlink"]["default"] == CONNECTION
     entry = config["superlink"][CONNECTION]
     assert entry == {"address": "example.org:9093", "root-certificates": str(ca.resolve())}
+
+
+def test_ray_address_private_by_default_and_a_dead_cluster_fails_fast(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")  # a leftover from an old cluster
+    assert resolve_ray_address("") == "local"  # a private Ray: the leftover is not used
+    dead = f"127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match=f"no Ray cluster answers at {dead}"):
+        resolve_ray_address(dead)
+    assert time.monotonic() - started < 10
+    monkeypatch.delenv("RAY_ADDRESS")
+    with pytest.raises(ConfigError, match="no Ray cluster found"):
+        resolve_ray_address("auto")
+    with socket.socket() as listening:  # something that answers, named by Ray's address file
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        address = f"127.0.0.1:{listening.getsockname()[1]}"
+        (tmp_path / "ray").mkdir()
+        (tmp_path / "ray" / "ray_current_cluster").write_text(address + "\n")
+        assert resolve_ray_address("auto") == address
+    with pytest.raises(ConfigError, match="expected HOST:PORT"):
+        resolve_ray_address("somewhere")
