@@ -9,6 +9,7 @@ state dir and device) and the message's ``ConfigRecord`` (this round's lr, λ, s
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,6 +104,15 @@ def node_int(node: dict, key: str) -> int:
         raise ValueError(f"node-config '{key}' must be an integer, got {node[key]!r}") from err
 
 
+def ray_node() -> int:
+    """48 bits of the Ray node id this ClientApp runs on in a simulation (0 outside Ray), so a
+    run's records show which machine of a Ray cluster trained which client."""
+    ray = sys.modules.get("ray")  # imported by Flower's Ray backend, never by us
+    if ray is None or not ray.is_initialized():
+        return 0
+    return int(ray.get_runtime_context().get_node_id()[:12], 16)
+
+
 def run_round(msg: Message) -> tuple[str, int]:
     """The run uid and server round a message belongs to (sent by the ServerApp)."""
     sent = msg.content["config"] if "config" in msg.content.config_records else {}
@@ -173,6 +183,7 @@ def train(msg: Message, context: Context) -> Message:
             "images-per-second": conf.local_steps * setup.conf.data.batch_size / seconds,
             "client-id": setup.client_id,
             "state-round": trained_from[0],
+            "ray-node": ray_node(),
             "num-examples": len(data.train),
         }
     )

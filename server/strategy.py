@@ -15,7 +15,7 @@ from flwr.supercore import log
 from common.split import KeySplit
 from server.replies import Outbox, layout_problem, odd_metric_keys
 
-PER_CLIENT_KEYS = ("client-id", "shared-hash", "state-round")
+PER_CLIENT_KEYS = ("client-id", "shared-hash", "state-round", "ray-node")
 
 
 def aggregate_metrics(records: list[RecordDict], weighted_by_key: str) -> MetricRecord:
