@@ -1,12 +1,16 @@
-"""Faults as they happen, on a real loopback deployment: a SuperNode SIGKILLed during local
-training, then restarted. Slow: every message starts a ClientApp process."""
+"""Faults as they happen: a SuperNode SIGKILLed during local training (a real loopback
+deployment), and a whole simulation SIGKILLed mid-round, each then recovered."""
 
+import contextlib
 import csv
+import os
+import subprocess
 import threading
 import time
 
 import psutil
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from common.config import ModelConfig
@@ -131,3 +135,57 @@ def test_supernode_killed_during_training_is_a_recorded_failure_and_recovers(tmp
         uid, versions = read_state_versions(state_file, conf_model)
         assert uid == folder.read_run_uid() and versions[0][0] == 3
     print(f"\nfault figures: {figures}")
+
+
+def test_server_killed_mid_round_resumes_with_consistent_shared_and_personal_state(tmp_path):
+    """The whole simulation (SuperLink, ServerApp, Ray) is SIGKILLed in round 3 after a client
+    saved its round-3 state but before the round-3 checkpoint; the resumed run redoes round 3
+    from the round-2 checkpoint, and every client from its round-2 state."""
+    run = tmp_path / "run"
+    env = {**os.environ, "FEDNTC_HOME": str(tmp_path / "home")}
+    command = [
+        "fedntc-simulate", "model=tiny", "data=synthetic", "data.num_clients=3",
+        "data.train_size=32", "data.test_size=2", "data.batch_size=4", "num_rounds=3",
+        "train.local_steps=400", "train.device=cpu", "strategy.evaluate_every=3",
+        f"output_dir={run}",
+    ]  # fmt: skip
+    sim = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    states = run / "client-state"
+
+    def a_round_3_state_before_its_checkpoint():
+        if (run / "checkpoints" / "round-0003.pt").exists():
+            pytest.fail("round 3 ended before the kill: make local training longer")
+        for path in states.glob("client-*/personal-*.pt"):
+            try:
+                if torch.load(path, weights_only=True)["round"] == 3:
+                    return True
+            except (OSError, RuntimeError, EOFError):
+                pass  # being replaced
+        return False
+
+    try:
+        Deployment.wait_for(a_round_3_state_before_its_checkpoint, 300, "a round-3 state")
+        tree = psutil.Process(sim.pid).children(recursive=True)
+        for proc in [psutil.Process(sim.pid), *tree]:  # the processes this test started
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        sim.wait(timeout=30)
+        psutil.wait_procs(tree, timeout=30)
+    finally:
+        if sim.poll() is None:
+            sim.kill()
+    assert not (run / "checkpoints" / "round-0003.pt").exists()
+    started = time.monotonic()
+    resumed = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400
+    )
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    round_3 = [r for r in rows(run / "train.csv") if r["round"] == "3"]
+    assert len(round_3) == 3
+    assert [int(float(r["state-round"])) for r in round_3] == [2, 2, 2]
+    for path in states.glob("client-*/personal-*.pt"):
+        saved = torch.load(path, weights_only=True)
+        assert (saved["round"], saved["previous"]["round"]) == (3, 2)
+    print(f"\nresumed run took {time.monotonic() - started:.0f} s")
