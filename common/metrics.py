@@ -7,7 +7,6 @@ import math
 import torch
 import torch.nn.functional as F
 from compressai.models import CompressionModel
-from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
 
 from .model import pad_to, stride
 
@@ -34,6 +33,10 @@ def multiscale_ssim(x: torch.Tensor, x_hat: torch.Tensor) -> float:
         scales -= 1
     if scales == 0:
         return float("nan")
+    # imported here: torchmetrics (and the matplotlib it pulls in) costs every ClientApp
+    # process ~0.5 s at start-up, and only image evaluation needs it
+    from torchmetrics.functional.image import multiscale_structural_similarity_index_measure
+
     betas = MS_SSIM_WEIGHTS[:scales]
     betas = tuple(b / sum(betas) for b in betas)
     value = multiscale_structural_similarity_index_measure(
