@@ -18,6 +18,7 @@ from common.init import initial_model
 from common.run_folder import RunFolder, load_shared_checkpoint
 from common.split import KeySplit
 from common.train import round_lr
+from server.polling_grid import PollingGrid
 from server.results import RunRecorder, format_summary, summarize
 from server.resume import previous_run
 from server.strategy import SharedKeysFedAvg
@@ -89,7 +90,7 @@ def main(grid: Grid, context: Context) -> None:
         return None
 
     strategy.start(
-        grid=grid,
+        grid=PollingGrid(grid),  # replies as they arrive, not up to 3 s later
         initial_arrays=initial,
         num_rounds=max(conf.num_rounds - done, 0),
         timeout=conf.strategy.round_timeout,
