@@ -18,8 +18,7 @@ from hydra import compose, initialize_config_dir
 
 from launch.simulate import CONF_DIR, run_simulation
 from launch.submit import submit
-from tests.deployment import Deployment
-from tests.test_deployment import make_client_folder
+from tests.deployment import Deployment, make_client_folder
 
 
 def main() -> None:

@@ -28,15 +28,21 @@ META_KEY = "personal-meta"
 Version = tuple[int, dict[str, torch.Tensor]]
 
 
+def _in_memory(context: Context) -> Version | None:
+    """The version kept in ``context.state`` (the newest this process saved), if any."""
+    if STATE_KEY not in context.state.array_records:
+        return None
+    state = dict(context.state.array_records[STATE_KEY].to_torch_state_dict())
+    return int(context.state.config_records[META_KEY]["round"]), state
+
+
 def _versions(
     context: Context, state_file: Path, model_conf: ModelConfig, run_uid: str
 ) -> list[Version]:
     """Every version this client holds for run ``run_uid``, newest first: memory, then the
     file."""
-    found: list[Version] = []
-    if STATE_KEY in context.state.array_records:
-        state = dict(context.state.array_records[STATE_KEY].to_torch_state_dict())
-        found.append((int(context.state.config_records[META_KEY]["round"]), state))
+    memory = _in_memory(context)
+    found: list[Version] = [memory] if memory else []
     if state_file.exists():
         owner, on_disk = read_state_versions(state_file, model_conf)
         if owner != run_uid:
@@ -51,6 +57,9 @@ def load_personal(
     """The newest personal state saved after a round before ``before_round``, and that round
     (``(0, {})``: none yet, a fresh entropy model). Newer versions are skipped with a log
     line saying why."""
+    memory = _in_memory(context)
+    if memory and memory[0] < before_round:  # the newest version: no need to read the file
+        return memory
     versions = _versions(context, state_file, model_conf, run_uid)
     usable = [v for v in versions if v[0] < before_round]
     if len(usable) < len(versions):

@@ -10,10 +10,9 @@ delegated unchanged, so replies, timeouts and errors are exactly Flower's.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
-from logging import DEBUG, INFO
+from logging import INFO
 from typing import TYPE_CHECKING
 
 from flwr.app import Message, RecordDict
@@ -78,7 +77,7 @@ class PollingGrid(Grid):
             time.sleep(max(pause, 0.0))
             interval = min(interval * 2, self.max_interval)
         log(
-            DEBUG if os.environ.get("FEDNTC_QUIET_GRID") else INFO,
+            INFO,
             "fedntc: %d replies, %d missing; push %.2f s, replies after %.2f s",
             len(replies),
             len(waiting),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from flwr.app import Message
 
@@ -32,13 +33,15 @@ class Outbox:
 
     messages: list[Message] = field(default_factory=list)
 
+    @cached_property
     def _by_message_id(self) -> dict[str, int]:
-        # Grid.push_messages sets message_id (the object id) on the objects we handed over.
+        # Grid.push_messages sets message_id (the object id) on the objects we handed over;
+        # read only once replies are in, after the push.
         return {m.metadata.message_id or m.object_id: m.metadata.dst_node_id for m in self.messages}
 
     def node_of(self, reply: Message) -> int:
         """The node a reply is from: the destination of the message it answers."""
-        return self._by_message_id().get(
+        return self._by_message_id.get(
             reply.metadata.reply_to_message_id, reply.metadata.src_node_id
         )
 

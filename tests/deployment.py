@@ -10,10 +10,25 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from launch.superlink import OFFLINE_ENV, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTION = "fedntc-test"
+
+
+def make_client_folder(folder: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for split, count in (("train", 4), ("test", 1)):
+        for i in range(count):
+            yy, xx = np.mgrid[0:48, 0:48]
+            base = 127 + 90 * np.sin(xx / (3 + seed) + i) * np.cos(yy / (4 + 2 * seed))
+            image = np.clip(base[..., None] + rng.normal(0, 8, (48, 48, 3)), 0, 255)
+            path = folder / split / f"{i}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.astype(np.uint8)).save(path)
 
 
 class Deployment:
@@ -45,6 +60,27 @@ class Deployment:
             f'address = "127.0.0.1:{self.port}"\n'
             f'root-certificates = "{(self.certs / "ca.crt").resolve()}"\n'
         )
+
+    def run_overrides(
+        self, run: Path, clients: int, rounds: int, local_steps: int, min_clients: int, timeout: int
+    ) -> list[str]:
+        """Hydra overrides of a small run (tiny model, folder data) submitted to this
+        deployment."""
+        return [
+            "model=tiny",
+            "data=folder",
+            "data.root=/unused",
+            f"data.num_clients={clients}",
+            "data.crop_size=32",
+            "data.batch_size=4",
+            f"num_rounds={rounds}",
+            f"train.local_steps={local_steps}",
+            f"strategy.min_clients={min_clients}",
+            f"strategy.round_timeout={timeout}",
+            f"deployment.address={self.address}",
+            f"deployment.root_certificates={self.certs / 'ca.crt'}",
+            f"output_dir={run}",
+        ]
 
     @property
     def address(self) -> str:

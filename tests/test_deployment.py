@@ -4,30 +4,15 @@ unregistered node. Slow: each message starts a ClientApp process that imports to
 
 import csv
 import json
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from PIL import Image
 
 from launch.submit import submit
-from tests.deployment import ROOT, Deployment
+from tests.deployment import ROOT, Deployment, make_client_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
-
-
-def make_client_folder(folder: Path, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    for split, count in (("train", 4), ("test", 1)):
-        for i in range(count):
-            yy, xx = np.mgrid[0:48, 0:48]
-            base = 127 + 90 * np.sin(xx / (3 + seed) + i) * np.cos(yy / (4 + 2 * seed))
-            image = np.clip(base[..., None] + rng.normal(0, 8, (48, 48, 3)), 0, 255)
-            path = folder / split / f"{i}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(image.astype(np.uint8)).save(path)
 
 
 def test_deployment_with_tls_auth_restart_and_faults(tmp_path):
@@ -53,21 +38,9 @@ def test_deployment_with_tls_auth_restart_and_faults(tmp_path):
         assert "Failed to activate" in (tmp_path / "supernode-stranger.log").read_text()
 
         dep.wait_for(lambda: dep.online_nodes() == 3, 60, "three SuperNodes")
-        overrides = [
-            "model=tiny",
-            "data=folder",
-            "data.root=/unused",
-            "data.num_clients=3",
-            "data.crop_size=32",
-            "data.batch_size=4",
-            "num_rounds=1",
-            "train.local_steps=2",
-            "strategy.min_clients=2",
-            "strategy.round_timeout=90",
-            f"deployment.address={dep.address}",
-            f"deployment.root_certificates={dep.certs / 'ca.crt'}",
-            f"output_dir={tmp_path / 'run'}",
-        ]
+        overrides = dep.run_overrides(
+            tmp_path / "run", clients=3, rounds=1, local_steps=2, min_clients=2, timeout=90
+        )
         with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
             first = compose("config", overrides=overrides)
             resumed = compose("config", overrides=[*overrides, "num_rounds=2", "resume=true"])

@@ -16,8 +16,7 @@ from hydra import compose, initialize_config_dir
 from common.config import ModelConfig
 from common.run_folder import RunFolder, read_state_versions
 from launch.submit import submit
-from tests.deployment import ROOT, Deployment
-from tests.test_deployment import make_client_folder
+from tests.deployment import ROOT, Deployment, make_client_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -61,21 +60,10 @@ def test_supernode_killed_during_training_is_a_recorded_failure_and_recovers(tmp
             nodes[k] = {"id": node_id, "key": key, "config": config}
             nodes[k]["proc"] = dep.start_supernode(str(k), key, config)
         dep.wait_for(lambda: dep.online_nodes() == 2, 60, "two SuperNodes")
-        overrides = [
-            "model=tiny",
-            "data=folder",
-            "data.root=/unused",
-            "data.num_clients=2",
-            "data.crop_size=32",
-            "data.batch_size=4",
-            "num_rounds=3",
-            "train.local_steps=1000",  # long enough to be killed in the middle of it
-            "strategy.min_clients=2",
-            "strategy.round_timeout=45",
-            f"deployment.address={dep.address}",
-            f"deployment.root_certificates={dep.certs / 'ca.crt'}",
-            f"output_dir={run}",
-        ]
+        # 1,000 local steps: long enough to be killed in the middle of them
+        overrides = dep.run_overrides(
+            run, clients=2, rounds=3, local_steps=1000, min_clients=2, timeout=45
+        )
         with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
             cfg = compose("config", overrides=overrides)
         result = {}
