@@ -26,9 +26,16 @@ from common.evaluate import evaluate_client
 from common.init import initial_model
 from common.metrics import psnr_from_mse
 from common.model import resolve_device
+from common.optimizer_state import export_moments, restore_moments, split_moments
+from common.refit import (
+    REFIT_BEFORE_EVALUATE,
+    REFIT_BEFORE_TRAIN,
+    entropy_model_keys,
+    refit_entropy_model,
+)
 from common.run_folder import RunFolder
 from common.split import KeySplit, fingerprint, merge_state
-from common.train import train_steps
+from common.train import make_optimizers, prepare_for_training, train_steps
 
 app = ClientApp()
 
@@ -122,11 +129,21 @@ def run_round(msg: Message) -> tuple[str, int]:
     return str(sent["run-uid"]), int(sent["server-round"])
 
 
+@dataclass
+class ClientModel:
+    """The model a handler works on, and where its personal part came from."""
+
+    model: CompressionModel
+    split: KeySplit
+    version: Version  # the personal state it was built from (round 0: a fresh one)
+    moments: dict[str, torch.Tensor]  # that state's Adam moments (common.optimizer_state)
+
+
 def build_model(
     setup: ClientSetup, msg: Message, context: Context, before_round: int
-) -> tuple[CompressionModel, KeySplit, Version]:
+) -> ClientModel:
     """The model with the server's shared weights and this client's newest personal state
-    saved before ``before_round``, and that state with its round (0: a fresh one)."""
+    saved before ``before_round``."""
     model = initial_model(setup.conf.model, seed=setup.conf.seed)
     split = KeySplit.from_keys(model.state_dict(), setup.conf.strategy.shared_prefixes)
     shared = msg.content["arrays"].to_torch_state_dict()
@@ -134,9 +151,35 @@ def build_model(
     run_uid, _ = run_round(msg)
     state_file = setup.state_file(run_uid)
     version = load_personal(context, state_file, setup.conf.model, run_uid, before_round)
+    personal, moments = split_moments(version[1])
     # CompressionModel.load_state_dict resizes the entropy-coding tables as needed.
-    model.load_state_dict(merge_state(model.state_dict(), version[1], shared))
-    return model, split, version
+    model.load_state_dict(merge_state(model.state_dict(), personal, shared))
+    return ClientModel(model, split, version, moments)
+
+
+def optimizers_for(
+    built: ClientModel, conf: TrainConfig, setup: ClientSetup, origin: str
+) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    """Net/aux Adam on the device, with the personal parameters' saved moments when the run
+    keeps optimizer state (the shared parameters' moments start afresh on new weights)."""
+    prepare_for_training(built.model, setup.device, conf.precision)
+    optimizers = make_optimizers(built.model, conf)
+    if setup.conf.strategy.keep_optimizer_state and built.moments:
+        restore_moments(built.model, optimizers, built.moments, origin)
+    return optimizers
+
+
+def refit(
+    built: ClientModel, setup: ClientSetup, conf: TrainConfig, data: ClientData, seed: int
+) -> tuple[dict[str, float], tuple[torch.optim.Optimizer, torch.optim.Optimizer]]:
+    """``strategy.refit_steps`` steps of the entropy model on the received transforms
+    (:mod:`common.refit`); returns the refit's means and the optimizers it stepped."""
+    optimizers = optimizers_for(built, conf, setup, origin=f"client {setup.client_id}")
+    keys = entropy_model_keys(built.model, built.split, setup.conf.strategy.method)
+    batches = client_batches(data, setup.conf.data, seed)
+    steps = setup.conf.strategy.refit_steps
+    stats = refit_entropy_model(built.model, batches, conf, setup.device, keys, steps, optimizers)
+    return stats, optimizers
 
 
 def round_train_config(base: TrainConfig, msg: Message) -> TrainConfig:
@@ -156,18 +199,28 @@ def train(msg: Message, context: Context) -> Message:
     """Train locally, keep the personal part, reply with the shared part only."""
     setup = ClientSetup.from_context(context)
     run_uid, server_round = run_round(msg)
-    model, split, trained_from = build_model(setup, msg, context, before_round=server_round)
+    built = build_model(setup, msg, context, before_round=server_round)
+    model, split, trained_from = built.model, built.split, built.version
     data = setup.load_data()
     conf = round_train_config(setup.conf.train, msg)
     seed = setup.conf.seed * 1_000_003 + setup.client_id * 1009 + server_round
+    torch.manual_seed(seed)  # the quantization noise: same inputs, same round
     started = time.perf_counter()
+    refit_stats: dict[str, float] = {}
+    if setup.conf.strategy.method in REFIT_BEFORE_TRAIN and setup.conf.strategy.refit_steps:
+        refit_stats, optimizers = refit(built, setup, conf, data, seed=seed + 700_001)
+    else:
+        optimizers = optimizers_for(built, conf, setup, origin=f"client {setup.client_id}")
     batches = client_batches(data, setup.conf.data, seed)
-    stats = train_steps(model, batches, conf, setup.device)
+    stats = train_steps(model, batches, conf, setup.device, optimizers=optimizers)
     seconds = time.perf_counter() - started
     state = model.state_dict()
+    personal = split.personal_state(state)
+    if setup.conf.strategy.keep_optimizer_state:
+        personal.update(export_moments(model, optimizers, split.personal))
     save_personal(
         context,
-        split.personal_state(state),
+        personal,
         setup.state_file(run_uid),
         setup.conf.model,
         server_round,
@@ -177,6 +230,7 @@ def train(msg: Message, context: Context) -> Message:
     metrics = MetricRecord(
         {
             **stats,
+            **{f"refit-{k}": v for k, v in refit_stats.items() if k == "bpp_loss"},
             "psnr": psnr_from_mse(stats["mse_loss"]),
             "lr": conf.lr,
             "train-seconds": seconds,
@@ -197,14 +251,21 @@ def evaluate(msg: Message, context: Context) -> Message:
     entropy model; reply with real and estimated bpp, PSNR and MS-SSIM."""
     setup = ClientSetup.from_context(context)
     _, server_round = run_round(msg)
-    model, split, _ = build_model(setup, msg, context, before_round=server_round + 1)
-    state = model.state_dict()
+    built = build_model(setup, msg, context, before_round=server_round + 1)
+    model, split = built.model, built.split
+    shared_hash = fingerprint(split.shared_state(model.state_dict()))  # as received
     data = setup.load_data()
+    if setup.conf.strategy.method in REFIT_BEFORE_EVALUATE and setup.conf.strategy.refit_steps:
+        # Fit the entropy model to the transforms it codes with (not saved: evaluation
+        # leaves the client's state as training left it).
+        seed = setup.conf.seed * 1_000_003 + setup.client_id * 1009 + server_round
+        torch.manual_seed(seed + 500_009)
+        refit(built, setup, round_train_config(setup.conf.train, msg), data, seed=seed + 500_009)
     results = evaluate_client(model, data.test, data.kind)
     metrics = MetricRecord(
         {
             **results,
-            "shared-hash": fingerprint(split.shared_state(state)),
+            "shared-hash": shared_hash,
             "client-id": setup.client_id,
             "num-examples": len(data.test),
         }

@@ -21,9 +21,12 @@ from .typed_config import ConfigError, build_dataclass
 SHARED_PREFIXES: dict[str, tuple[str, ...]] = {
     "personalized": ("g_a", "g_s"),
     "fedavg": ("*",),
+    "fedavg_refit": ("*",),  # fedavg, then each client refits the entropy model to evaluate
     "local": (),
 }
 METHODS = tuple(SHARED_PREFIXES)
+# Flower strategies the server may apply to the average of the shared keys.
+SERVER_OPTIMIZERS = ("fedavg", "fedavgm", "fedadam")
 DATA_SOURCES = ("bundled", "synthetic", "folder", "hf", "vectors")
 VECTOR_MODEL = "fedntc-vector"
 PARTITIONERS = ("iid", "dirichlet", "pathological")
@@ -117,6 +120,13 @@ class StrategyConfig:
     min_clients: int = 4
     round_timeout: float = 3600.0
     evaluate_every: int = 1  # coded evaluation every N rounds, and always after the last
+    # Protocol (docs/architecture.md, "One round"): entropy-model refit on the received
+    # transforms, Adam moments kept with the personal parameters, the server's optimizer.
+    refit_steps: int = 0
+    keep_optimizer_state: bool = True
+    server_optimizer: str = "fedavg"  # fedavg | fedavgm | fedadam (Flower's, shared keys only)
+    server_lr: float = 1.0  # FedAvgM server_learning_rate / FedAdam eta
+    server_momentum: float = 0.0  # FedAvgM server_momentum / FedAdam beta_1
 
 
 @dataclass
@@ -138,6 +148,9 @@ class RunConfig:
         _check_choice("data.source", self.data.source, DATA_SOURCES)
         _check_choice("data.partitioner", self.data.partitioner, PARTITIONERS)
         _check_choice("train.precision", self.train.precision, PRECISIONS)
+        _check_choice(
+            "strategy.server_optimizer", self.strategy.server_optimizer, SERVER_OPTIMIZERS
+        )
         for key, value in (
             ("num_rounds", self.num_rounds),
             ("data.num_clients", self.data.num_clients),
@@ -175,6 +188,15 @@ class RunConfig:
             raise ConfigError(
                 f"config key 'strategy.min_clients' is {strategy.min_clients}; it must be between "
                 f"1 and data.num_clients={self.data.num_clients} (or rounds wait forever)"
+            )
+        if strategy.refit_steps < 0:
+            raise ConfigError(
+                f"config key 'strategy.refit_steps' must be >= 0, got {strategy.refit_steps}"
+            )
+        if strategy.server_lr <= 0 or not 0 <= strategy.server_momentum < 1:
+            raise ConfigError(
+                "config keys 'strategy.server_lr' must be > 0 and 'strategy.server_momentum' in "
+                f"[0, 1), got {strategy.server_lr} and {strategy.server_momentum}"
             )
         for key in ("fraction_train", "fraction_evaluate"):
             if not 0 < getattr(strategy, key) <= 1:

@@ -26,6 +26,7 @@ import torch
 
 from .checkpoint import atomic_save, atomic_write_csv, atomic_write_text, load_tensors
 from .config import ModelConfig, RunConfig, flatten, from_run_config
+from .optimizer_state import split_moments
 
 CSV_NAMES = ("train", "evaluate", "rounds", "failures")
 
@@ -190,11 +191,12 @@ def read_state_versions(
 def read_state_file(
     state_file: Path, model_conf: ModelConfig
 ) -> tuple[dict[str, torch.Tensor], int]:
-    """The newest personal state in a file written by :func:`write_state_file`, and the
-    round it was saved after."""
+    """The model entries of the newest personal state in a file written by
+    :func:`write_state_file` (its optimizer moments left out), and the round it was saved
+    after."""
     _, versions = read_state_versions(state_file, model_conf)
     round_, state = versions[0]
-    return state, round_
+    return split_moments(state)[0], round_
 
 
 def write_state_file(

@@ -90,16 +90,20 @@ def train_steps(
     conf: TrainConfig,
     device: torch.device,
     on_step: Callable[[int], None] | None = None,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer] | None = None,
 ) -> dict[str, float]:
     """Run ``conf.local_steps`` steps of R + λ·D; return the mean of the logged terms.
 
-    Only parameters with ``requires_grad`` are optimised (freeze some to train the rest).
-    Returns the keys of CompressAI's loss (``loss``, ``bpp_loss``, ``mse_loss``) plus
-    ``aux_loss``, averaged over the steps. ``on_step(step)`` runs after every step.
+    Only parameters with ``requires_grad`` are optimised (freeze some to train the rest;
+    Adam skips a parameter without a gradient). ``optimizers`` (from :func:`make_optimizers`)
+    carry moments from earlier steps; default: fresh ones. Returns the keys of CompressAI's
+    loss (``loss``, ``bpp_loss``, ``mse_loss``) plus ``aux_loss``, averaged over the steps.
+    ``on_step(step)`` runs after every step.
     """
     prepare_for_training(model, device, conf.precision)
     criterion = RateDistortionLoss(lmbda=conf.lmbda)
-    optimizers = make_optimizers(model, conf)
+    if optimizers is None:
+        optimizers = make_optimizers(model, conf)
     fmt = memory_format(conf.precision)
     totals = {"loss": 0.0, "bpp_loss": 0.0, "mse_loss": 0.0, "aux_loss": 0.0}
     for step in range(conf.local_steps):
@@ -110,4 +114,4 @@ def train_steps(
         if on_step is not None:
             on_step(step + 1)
     model.to(memory_format=torch.contiguous_format)
-    return {k: v / conf.local_steps for k, v in totals.items()}
+    return {k: v / max(conf.local_steps, 1) for k, v in totals.items()}

@@ -1,7 +1,9 @@
 """fedntc ServerApp: FedAvg over the shared transforms; personal entropy models stay home.
 
-Methods (``strategy.method``): ``personalized`` shares ``g_a``/``g_s``, ``fedavg`` shares
-every trainable key, ``local`` shares nothing; all run the same rounds and local steps.
+Methods (``strategy.method``): ``personalized`` shares ``g_a``/``g_s``, ``fedavg`` and
+``fedavg_refit`` share every trainable key, ``local`` shares nothing; all run the same
+rounds and local steps. ``strategy.server_optimizer`` picks Flower's FedAvg, FedAvgM or
+FedAdam for the shared keys.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from common.train import round_lr
 from server.polling_grid import PollingGrid
 from server.results import RunRecorder, format_summary, summarize
 from server.resume import previous_run
-from server.strategy import SharedKeysFedAvg
+from server.strategy import server_strategy
 
 app = ServerApp()
 
@@ -53,7 +55,10 @@ def main(grid: Grid, context: Context) -> None:
         split.check_shared_keys(shared, origin=str(checkpoint))
         initial = ArrayRecord(shared)
         log(INFO, "fedntc: resuming after round %d from %s", done, checkpoint)
-    strategy = SharedKeysFedAvg(
+    strategy = server_strategy(
+        conf.strategy.server_optimizer if split.shared else "fedavg",  # local: nothing to move
+        conf.strategy.server_lr,
+        conf.strategy.server_momentum,
         split,
         round_offset=done,
         lr_at=lambda server_round: round_lr(conf.train, server_round, conf.num_rounds),

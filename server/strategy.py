@@ -1,4 +1,4 @@
-"""FedAvg restricted to the shared keys of the model."""
+"""Flower's FedAvg, FedAvgM or FedAdam, restricted to the shared keys of the model."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from flwr.supercore import log
 
@@ -27,9 +27,11 @@ def aggregate_metrics(records: list[RecordDict], weighted_by_key: str) -> Metric
     return metrics
 
 
-class SharedKeysFedAvg(FedAvg):
-    """FedAvg (McMahan et al., 2017) over the shared keys only, weighted by
-    ``num-examples``.
+class SharedKeys:
+    """A Flower strategy over the shared keys only, weighted by ``num-examples``: mixed in
+    before :class:`~flwr.serverapp.strategy.FedAvg` or one of its server-optimizer subclasses
+    (FedAvgM, FedAdam), which then see only the shared arrays (the server never holds the
+    personal ones) and apply their update to the weighted mean of the accepted replies.
 
     A reply that cannot be used is rejected: left out of the average and recorded in
     :attr:`failures` with the node and the reason (a personal, unknown or missing array key —
@@ -47,7 +49,7 @@ class SharedKeysFedAvg(FedAvg):
         evaluate_every: evaluate every N rounds, and always in round ``last_round``.
         last_round: the run's final round number (run-wide).
         round_timeout: seconds a round waits for replies (named in failures).
-        **kwargs: passed to :class:`flwr.serverapp.strategy.FedAvg`.
+        **kwargs: passed to the Flower strategy.
     """
 
     def __init__(
@@ -180,3 +182,31 @@ class SharedKeysFedAvg(FedAvg):
         self.failures.append(
             {"phase": phase, "round": server_round, "node_id": node, "reason": reason}
         )
+
+
+class SharedKeysFedAvg(SharedKeys, FedAvg):
+    """FedAvg (McMahan et al., 2017) over the shared keys."""
+
+
+class SharedKeysFedAvgM(SharedKeys, FedAvgM):
+    """FedAvgM (Hsu et al., 2019): server SGD with momentum on the shared keys' mean update."""
+
+
+class SharedKeysFedAdam(SharedKeys, FedAdam):
+    """FedAdam (Reddi et al., 2021): server Adam on the shared keys' mean update."""
+
+
+def server_strategy(
+    optimizer: str, server_lr: float, server_momentum: float, split: KeySplit, **kwargs: Any
+) -> SharedKeys:
+    """The shared-keys strategy of ``strategy.server_optimizer``, with its server learning
+    rate and momentum in the names its Flower class uses."""
+    if optimizer == "fedavg":
+        return SharedKeysFedAvg(split, **kwargs)
+    if optimizer == "fedavgm":
+        return SharedKeysFedAvgM(
+            split, server_learning_rate=server_lr, server_momentum=server_momentum, **kwargs
+        )
+    if optimizer == "fedadam":
+        return SharedKeysFedAdam(split, eta=server_lr, beta_1=server_momentum, **kwargs)
+    raise ValueError(f"unknown strategy.server_optimizer {optimizer!r}")

@@ -5,6 +5,7 @@ from flwr.app import ArrayRecord, MessageType
 from client.client_app import evaluate, train
 from client.state import STATE_KEY
 from common.model import create_model
+from common.optimizer_state import split_moments
 from common.run_folder import (
     RunFolder,
     read_state_file,
@@ -35,7 +36,9 @@ def test_train_twice_keeps_and_updates_personal_state(tmp_path):
     reply = train(server_message(arrays, {**ROUND_CONFIG, "server-round": 1}, node_id=101), context)
     assert not reply.has_error()
     first = {k: v.clone() for k, v in personal_from_context(context).items()}
-    assert set(first) == split.personal
+    weights, moments = split_moments(first)
+    assert set(weights) == split.personal
+    assert moments, "the personal parameters' Adam moments are kept with them"
     state_file = RunFolder(tmp_path / "run").client_state_file(conf, 1, run_uid=TEST_RUN)
     assert state_file.parent == tmp_path / "run" / "client-state" / "client-1"
     assert state_file.exists()

@@ -35,7 +35,8 @@ def test_every_method_starts_from_the_same_weights(tmp_path):
         message = server_message(ArrayRecord(split.shared_state(server_model.state_dict())), {})
         context = make_context(conf, client_id=0)
         setup = ClientSetup.from_context(context)
-        model, _, (state_round, _) = build_model(setup, message, context, before_round=1)
+        built = build_model(setup, message, context, before_round=1)
+        model, (state_round, _) = built.model, built.version
         assert state_round == 0  # no personal state yet: the entropy model is the base's
         states[method] = model.state_dict()
     saved = torch.load(path, weights_only=True)["state_dict"]

@@ -4,7 +4,7 @@ from flwr.app import Array, ArrayRecord, ConfigRecord, Error, Message, MetricRec
 from flwr.supercore.task_identity import TaskIdentity
 
 from common.split import KeySplit
-from server.strategy import SharedKeysFedAvg
+from server.strategy import SharedKeysFedAvg, server_strategy
 from tests.helpers import client_reply, metadata
 
 SHARED = {"g_a.w", "g_s.w"}
@@ -151,3 +151,33 @@ def test_nodes_that_do_not_answer_in_time_are_failures_with_their_ids(monkeypatc
     ]
     row = strategy.round_rows[-1]
     assert (row["clients"], row["failures"], row["below_min_clients"]) == (1, 2, True)
+
+
+@pytest.mark.parametrize("optimizer", ["fedavgm", "fedadam"])
+def test_server_optimizer_moves_the_shared_keys_from_the_current_weights(monkeypatch, optimizer):
+    """Flower's FedAvgM / FedAdam step on the mean of the accepted shared arrays only."""
+    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
+    kwargs = {"min_train_nodes": 2, "min_available_nodes": 2}
+    strategy = server_strategy(optimizer, 0.5, 0.0, SPLIT, **kwargs)
+    plain = server_strategy("fedavg", 0.5, 0.0, SPLIT, **kwargs)
+    current = ArrayRecord({k: Array(np.zeros((2, 2), np.float32)) for k in SHARED})
+    replies = [reply(1, {"g_a.w": 1.0, "g_s.w": 2.0}, 1), reply(2, {"g_a.w": 3.0, "g_s.w": 2.0}, 1)]
+    for s in (strategy, plain):
+        list(s.configure_train(1, current, ConfigRecord(), RecordingGrid([1, 2])))
+    moved, _ = strategy.aggregate_train(1, replies)
+    mean, _ = plain.aggregate_train(1, replies)
+    assert set(moved.keys()) == SHARED == set(mean.keys())
+    np.testing.assert_allclose(mean["g_a.w"].numpy(), 2.0)
+    step = moved["g_a.w"].numpy()
+    if optimizer == "fedavgm":  # SGD with lr 0.5 on the pseudo-gradient current - mean
+        np.testing.assert_allclose(step, 1.0)
+    else:  # Adam's first step moves every coordinate by about eta in the update's direction
+        assert np.all(step > 0) and np.all(step < 2.0)
+        assert not np.allclose(step, mean["g_a.w"].numpy())
+
+
+def test_unknown_server_optimizer_is_refused():
+    with pytest.raises(ValueError, match="server_optimizer"):
+        server_strategy("sgd", 1.0, 0.0, SPLIT)
