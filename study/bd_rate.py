@@ -12,7 +12,17 @@ from typing import Any
 
 import bjontegaard
 
-METHODS = ("personalized", "fedavg", "local")
+METHODS = ("personalized", "fedavg", "local", "fedavg_refit")
+# What personalized is compared against: always local and fedavg, and fedavg + refit
+# (personalizing after training) when a sweep has it.
+BASELINES = ("local", "fedavg")
+OPTIONAL_BASELINES = ("fedavg_refit",)
+
+
+def baselines(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The anchors of a comparison: :data:`BASELINES` and those optional ones in ``rows``."""
+    present = {r["method"] for r in rows}
+    return BASELINES + tuple(b for b in OPTIONAL_BASELINES if b in present)
 
 
 def curve(rows: list[dict[str, Any]], method: str, client: str, seed: Any = None):
@@ -74,7 +84,7 @@ def bd_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     table = []
     clients = sorted({r["client"] for r in rows}, key=lambda c: (c == "mean", c))
     seeds = sorted({r["seed"] for r in rows})
-    for baseline in ("local", "fedavg"):
+    for baseline in baselines(rows):
         for client in clients:
             values, statuses = [], []
             for seed in seeds:

@@ -71,9 +71,9 @@ class PrintResultsCallback(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         print(f"\nResults of {sweep_dir} (final round, real bitstreams):", flush=True)
         print(comparison_table(collect_summaries(sweep_dir)), flush=True)
-        out, table, convergence, matched = build_report([sweep_dir])
+        report = build_report([sweep_dir])
         runs = sorted(p.parent for p in sweep_dir.glob("**/summary.json"))
         if len({s["setting"] for s in collect_summaries(sweep_dir)}) == 1:
             print(format_same_rate(same_rate_rows(runs)), flush=True)
-        print(format_report(table, convergence, matched), flush=True)
-        print(f"R-D plots, training curves and tables: {out}", flush=True)
+        print(format_report(report), flush=True)
+        print(f"R-D plots, training curves and tables: {report.out}", flush=True)

@@ -15,7 +15,7 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-BASELINES = ("local", "fedavg")
+from study.bd_rate import BASELINES, OPTIONAL_BASELINES
 
 
 def cost(row: dict[str, Any]) -> float:
@@ -32,7 +32,7 @@ def lagrangian_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_point[key][r["method"]] = cost(r)
     rows = []
     for (setting, client, lmbda, seed), costs in sorted(by_point.items(), key=str):
-        for baseline in BASELINES:
+        for baseline in BASELINES + OPTIONAL_BASELINES:
             if "personalized" in costs and baseline in costs:
                 mine, theirs = costs["personalized"], costs[baseline]
                 rows.append(

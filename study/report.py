@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from common.checkpoint import atomic_write_csv, atomic_write_text
 from study.baselines import bound_rows, classic_rows
@@ -35,17 +35,29 @@ from study.convergence import convergence_rows, format_convergence
 from study.lagrangian import format_lagrangian, lagrangian_rows, lagrangian_summary
 from study.plots.gain import plot_gain
 from study.plots.rd import plot_rd
+from study.plots.regime import plot_regime
 from study.plots.training import plot_training
+from study.regime import format_regime, regime_rows
 from study.sources import is_report_dir, load_sources, settings_json
+
+
+class Report(NamedTuple):
+    """What :func:`build_report` wrote, and the tables it prints."""
+
+    out: Path
+    table: list[dict[str, Any]]  # BD-rates (study.bd_rate)
+    convergence: list[dict[str, Any]]
+    matched: list[dict[str, Any]]  # matched-λ summary (study.lagrangian)
+    regime: list[dict[str, Any]]  # the regime map (study.regime), empty if not a map
 
 
 def build_report(
     sources: list[Path], out_dir: Path | None = None, lmbdas: list[float] | None = None
-) -> tuple[Path, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+) -> Report:
     """Write results.csv, training.csv, settings.json, classic.csv (images), bound.csv
     (vectors), rd.png, training.png, bd_rate.csv, convergence.csv, lagrangian.csv and
-    lagrangian_summary.csv; return the output folder, the BD-rate table, the convergence
-    checks and the matched-λ summary (see :mod:`study.lagrangian`).
+    lagrangian_summary.csv, and for a sweep over data per client × heterogeneity regime.csv
+    and regime.png (see :mod:`study.regime`); return them as a :class:`Report`.
 
     ``sources`` are sweep folders and/or earlier report folders (see
     :mod:`study.sources`); the default ``out_dir`` is ``report/`` in a single sweep
@@ -106,14 +118,26 @@ def build_report(
         atomic_write_csv(matched, out_dir / "lagrangian_summary.csv")
     if len(settings) > 1:
         plot_gain(table, out_dir / "gain.png")
-    return out_dir, table, convergence, matched
+    regime = regime_rows(table, convergence, settings)
+    if regime:
+        atomic_write_csv(regime, out_dir / "regime.csv")
+        kind = "vectors" if next(iter(settings.values())).data.source == "vectors" else "images"
+        maps = sorted({r["map"] for r in regime})
+        for name in maps:
+            file = "regime.png" if len(maps) == 1 else f"regime-{name.replace('/', '_')}.png"
+            plot_regime([r for r in regime if r["map"] == name], out_dir / file, kind)
+    return Report(out_dir, table, convergence, matched, regime)
 
 
-def format_report(
-    table: list[dict[str, Any]], convergence: list[dict[str, Any]], matched: list[dict[str, Any]]
-) -> str:
-    """What a report prints: BD-rates, the matched-λ summary and the convergence checks."""
-    parts = (format_bd(table), format_lagrangian(matched), format_convergence(convergence))
+def format_report(report: Report) -> str:
+    """What a report prints: BD-rates, the matched-λ summary, the regime map and the
+    convergence checks."""
+    parts = (
+        format_bd(report.table),
+        format_lagrangian(report.matched),
+        format_regime(report.regime),
+        format_convergence(report.convergence),
+    )
     return "\n".join(part for part in parts if part)
 
 
@@ -132,11 +156,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     try:
-        out, table, convergence, matched = build_report(args.sources, args.out, args.lmbda)
+        report = build_report(args.sources, args.out, args.lmbda)
     except (FileNotFoundError, ValueError) as e:
         parser.exit(2, f"fedntc-report: error: {e}\n")
-    print(format_report(table, convergence, matched))
-    print(f"report written to {out}")
+    print(format_report(report))
+    print(f"report written to {report.out}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.config import ConfigError, RunConfig, flatten, from_run_config, run_identity
+from common.config import (
+    SHARED_PREFIXES,
+    ConfigError,
+    RunConfig,
+    flatten,
+    from_run_config,
+    run_identity,
+)
+from common.refit import REFIT_BEFORE_EVALUATE, REFIT_BEFORE_TRAIN
 
 # Keys that tell the points of one R–D comparison apart; any other key that differs between
 # runs of a sweep defines a separate setting (e.g. data.heterogeneity, data.num_clients).
@@ -54,20 +62,56 @@ class ReportRows:
     classic: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-def setting_names(configs: dict[Any, dict[str, Any]]) -> dict[Any, str]:
-    """Name each run's setting by the config keys (other than :data:`POINT_KEYS` and
-    ``strategy.min_clients``) whose values differ across the sweep; ``all`` if none do."""
-    identities = {run: run_identity(from_run_config(c)) for run, c in configs.items()}
+def applies(key: str, method: str) -> bool:
+    """Whether a config key can change what ``method`` trains or measures: the refit only
+    runs for the methods of :mod:`common.refit`, kept Adam moments need personal
+    parameters, a server optimizer needs shared ones."""
+    if key == "strategy.refit_steps":
+        return method in REFIT_BEFORE_TRAIN | REFIT_BEFORE_EVALUATE
+    if key == "strategy.keep_optimizer_state":
+        return SHARED_PREFIXES.get(method) != ("*",)
+    if key.startswith("strategy.server_"):
+        return SHARED_PREFIXES.get(method) != ()
+    return True
+
+
+def setting_memberships(configs: dict[Any, dict[str, Any]]) -> dict[Any, list[str]]:
+    """Each run's settings, named by the config keys (other than :data:`POINT_KEYS` and
+    ``strategy.min_clients``) whose values differ across the sweep; ``all`` if none do.
+
+    A key that does not :func:`apply` to a run's method does not split it off: a ``local``
+    run joins every setting of a sweep over ``strategy.refit_steps`` that matches it in the
+    other keys, so each refit value is compared against the same baseline."""
     ignored = POINT_KEYS | {"strategy.min_clients"}
+    views = {}
+    for run, conf in configs.items():
+        identity = run_identity(from_run_config(conf))
+        method = str(identity.get("strategy.method"))
+        views[run] = {k: v for k, v in identity.items() if k not in ignored and applies(k, method)}
     keys = sorted(
         k
-        for k in set().union(*identities.values())
-        if k not in ignored and len({str(i.get(k)) for i in identities.values()}) > 1
+        for k in set().union(*views.values())
+        if len({str(v[k]) for v in views.values() if k in v}) > 1
     )
-    return {
-        run: ",".join(f"{k}={identity.get(k)}" for k in keys) or "all"
-        for run, identity in identities.items()
-    }
+
+    def name(view: dict[str, Any]) -> str:
+        return ",".join(f"{k}={view[k]}" for k in keys if k in view) or "all"
+
+    complete = {name(v): v for v in views.values() if all(k in v for k in keys)}
+    memberships = {}
+    for run, view in views.items():
+        matches = [
+            n
+            for n, full in complete.items()
+            if all(str(full[k]) == str(view[k]) for k in keys if k in view)
+        ]
+        memberships[run] = [name(view)] if name(view) in complete else matches or [name(view)]
+    return memberships
+
+
+def setting_names(configs: dict[Any, dict[str, Any]]) -> dict[Any, str]:
+    """One setting per run (the first of :func:`setting_memberships`)."""
+    return {run: names[0] for run, names in setting_memberships(configs).items()}
 
 
 def is_report_dir(path: Path) -> bool:
@@ -162,26 +206,28 @@ def _rows_of_run(run: Path, name: str, conf: dict[str, Any], setting: str) -> tu
     return results, training
 
 
-def _report_rows(report: Path, rename: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
-    """An earlier report's results, training and classic rows, settings renamed."""
+def _report_rows(report: Path, rename: dict[str, list[str]]) -> dict[str, list[dict[str, Any]]]:
+    """An earlier report's results, training and classic rows, settings renamed (a row
+    repeated for each setting its own now belongs to)."""
     read = {}
     for kind in COLUMNS:
         path = report / f"{kind}.csv"
-        read[kind] = _typed_rows(path, kind) if path.exists() else []
-        for row in read[kind]:
+        read[kind] = []
+        for row in _typed_rows(path, kind) if path.exists() else []:
             if row["setting"] not in rename:
                 raise ValueError(f"{path}: setting {row['setting']!r} is not in settings.json")
-            row["setting"] = rename[row["setting"]]
+            read[kind] += [{**row, "setting": name} for name in rename[row["setting"]]]
     return read
 
 
 def _sweep_rows(sweep: Path, own: dict[str, dict], names: dict) -> dict[str, list[dict]]:
-    """Results and training rows of a sweep folder's finished runs."""
+    """Results and training rows of a sweep folder's finished runs, once per setting."""
     read: dict[str, list[dict]] = {"results": [], "training": [], "classic": []}
     for name, conf in own.items():
-        results, training = _rows_of_run(sweep / name, name, conf, names[(sweep, name)])
-        read["results"] += results
-        read["training"] += training
+        for setting in names[(sweep, name)]:
+            results, training = _rows_of_run(sweep / name, name, conf, setting)
+            read["results"] += results
+            read["training"] += training
     return read
 
 
@@ -199,10 +245,12 @@ def load_sources(sources: list[Path]) -> ReportRows:
             parsed[unit] = from_run_config(conf)
         except ConfigError as e:
             raise ValueError(f"{unit[0]} ({unit[1]}): {e}") from e
-    names = setting_names(units)
+    names = setting_memberships(units)
     rows = ReportRows()
-    for unit, conf in parsed.items():
-        rows.settings.setdefault(names[unit], conf)
+    # a setting's config is that of a run that belongs to it alone (every key applies)
+    for unit, conf in sorted(parsed.items(), key=lambda item: len(names[item[0]])):
+        for name in names[unit]:
+            rows.settings.setdefault(name, conf)
     owner: dict[tuple, Path] = {}
     for source in sources:
         own = {name: conf for (s, name), conf in units.items() if s == source}

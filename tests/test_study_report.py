@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from study.bd_rate import METHODS, bd_rate, bd_table, curve
+from study.bd_rate import bd_rate, bd_table, curve
 
 RATES = [0.1, 0.2, 0.4, 0.8]
 PSNRS = [28.0, 31.0, 34.0, 37.0]
@@ -103,7 +103,7 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
                     strategy=StrategyConfig(method=method, shared_prefixes=prefixes, min_clients=2),
                 )
                 write_run(tmp_path / "sweep", conf, scale if method == "personalized" else 1.0)
-    out, table, convergence, _ = build_report([tmp_path / "sweep"])
+    out, table, convergence, _, _ = build_report([tmp_path / "sweep"])
     settings = {"data.heterogeneity=0.0": 0.0, "data.heterogeneity=2.0": -20.0}
     for name, expected in settings.items():
         assert (out / name / "rd.png").stat().st_size > 0
@@ -124,7 +124,9 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
     assert {r["status"] for r in convergence if r["check"] == "loss"} == {"too few rounds"}
     assert all(r["ok"] for r in convergence if r["check"] == "monotone")
     # a report over a subset of λ leaves the other runs out of every table
-    out, table, _, _ = build_report([tmp_path / "sweep"], tmp_path / "subset", [1e-4, 3e-4, 1e-3])
+    out, table, _, _, _ = build_report(
+        [tmp_path / "sweep"], tmp_path / "subset", [1e-4, 3e-4, 1e-3]
+    )
     kept = {float(r["lmbda"]) for r in csv.DictReader((out / "results.csv").open())}
     assert kept == {1e-4, 3e-4, 1e-3}
     with pytest.raises(ValueError, match="no finished runs with λ"):
@@ -222,7 +224,7 @@ def vector_conf(method, lmbda, seed=0, heterogeneity=1.0):
 
 def write_sweep(root, scale, seed=0, heterogeneity=1.0):
     """Runs of all methods at 4 λ; personalized spends ``scale`` of the baselines' rate."""
-    for method in METHODS:
+    for method in ("personalized", "fedavg", "local"):
         for lmbda in (1e-4, 3e-4, 1e-3, 3e-3):
             conf = vector_conf(method, lmbda, seed, heterogeneity)
             write_run(root, conf, scale if method == "personalized" else 1.0)
@@ -243,15 +245,15 @@ def test_report_regenerates_from_its_csvs_and_merges_seeds_trained_apart(tmp_pat
 
     from study.report import build_report
 
-    kept, _, _, _ = build_report([write_sweep(tmp_path / "seed0", 0.9, 0)], tmp_path / "kept")
+    kept, _, _, _, _ = build_report([write_sweep(tmp_path / "seed0", 0.9, 0)], tmp_path / "kept")
     shutil.rmtree(tmp_path / "seed0")  # the report folder alone is enough from here on
-    again, _, _, _ = build_report([kept], tmp_path / "again")
+    again, _, _, _, _ = build_report([kept], tmp_path / "again")
     for name in ("results.csv", "training.csv", "bd_rate.csv", "convergence.csv", "bound.csv"):
         assert read_csv(again / name) == read_csv(kept / name), name
     assert (again / "settings.json").read_text() == (kept / "settings.json").read_text()
 
     seed1 = write_sweep(tmp_path / "seed1", 0.8, 1)  # same run folder names as seed 0
-    merged, table, convergence, _ = build_report([kept, seed1, seed1], tmp_path / "merged")
+    merged, table, convergence, _, _ = build_report([kept, seed1, seed1], tmp_path / "merged")
     overall = next(
         r for r in table if r["anchor"] == "fedavg" and r["client"] == "mean" and r["seed"] == "all"
     )
@@ -276,8 +278,8 @@ def test_merging_renames_settings_and_reuses_classic_codec_rows(tmp_path):
 
     from study.report import build_report
 
-    kept, _, _, _ = build_report([write_sweep(tmp_path / "h1", 0.9)], tmp_path / "kept")
-    out, table, _, _ = build_report(
+    kept, _, _, _, _ = build_report([write_sweep(tmp_path / "h1", 0.9)], tmp_path / "kept")
+    out, table, _, _, _ = build_report(
         [kept, write_sweep(tmp_path / "h2", 0.8, 0, 2.0)], tmp_path / "r"
     )
     names = {"data.heterogeneity=1.0", "data.heterogeneity=2.0"}
@@ -293,7 +295,7 @@ def test_merging_renames_settings_and_reuses_classic_codec_rows(tmp_path):
         f"all,{c},JPEG,{q},{0.1 * q},{20.5 + q},0.9\n" for c in ("0", "1", "mean") for q in (1, 2)
     )
     (kept / "classic.csv").write_text(classic)
-    out, _, _, _ = build_report([kept], tmp_path / "images")
+    out, _, _, _, _ = build_report([kept], tmp_path / "images")
     assert (out / "classic.csv").read_text() == classic
     assert (out / "rd.png").stat().st_size > 0
 
@@ -301,7 +303,7 @@ def test_merging_renames_settings_and_reuses_classic_codec_rows(tmp_path):
 def test_report_sources_that_cannot_be_read_say_why(tmp_path):
     from study.report import build_report, main
 
-    kept, _, _, _ = build_report([write_sweep(tmp_path / "s", 0.9)], tmp_path / "kept")
+    kept, _, _, _, _ = build_report([write_sweep(tmp_path / "s", 0.9)], tmp_path / "kept")
     (kept / "training.csv").unlink()  # a report written before reports kept it
     with pytest.raises(ValueError, match="without training.csv.*regenerate"):
         build_report([kept], tmp_path / "x")
@@ -367,3 +369,78 @@ def test_a_bd_rate_over_seeds_says_how_many_seeds_gave_a_value():
     assert math.isfinite(over["bd_rate_percent"]) and over["seeds_compared"] == 1
     assert over["status"] == "1 of 2 seeds (not monotone in the others)"
     assert " 1/2" in format_bd([over])
+
+
+def test_a_protocol_sweep_compares_every_variant_against_the_same_baselines(tmp_path):
+    """A sweep over strategy.refit_steps: local and fedavg (which never refit) join both
+    settings instead of forming a third, and fedavg_refit becomes an anchor where present;
+    the regenerated report keeps the same membership."""
+    import dataclasses
+
+    from study.report import build_report
+
+    sweep = tmp_path / "sweep"
+    for method in ("local", "fedavg"):
+        for lmbda in (1e-4, 3e-4, 1e-3, 3e-3):
+            write_run(sweep, vector_conf(method, lmbda), 1.0)
+    for refit, scale in ((0, 1.0), (25, 0.8)):
+        for lmbda in (1e-4, 3e-4, 1e-3, 3e-3):
+            conf = vector_conf("personalized", lmbda)
+            conf.strategy = dataclasses.replace(conf.strategy, refit_steps=refit)
+            write_run(sweep / f"refit{refit}", conf, scale)
+    for lmbda in (1e-4, 3e-4, 1e-3, 3e-3):
+        conf = vector_conf("fedavg", lmbda)
+        strategy = dataclasses.replace(conf.strategy, method="fedavg_refit", refit_steps=25)
+        write_run(sweep / "fedavg_refit", dataclasses.replace(conf, strategy=strategy), 1.25)
+    out, table, _, _, _ = build_report([sweep])
+    mean = {
+        (r["setting"], r["anchor"]): r["bd_rate_percent"]
+        for r in table
+        if r["client"] == "mean" and r["seed"] == "all"
+    }
+    assert mean.keys() == {
+        ("strategy.refit_steps=0", "local"),
+        ("strategy.refit_steps=0", "fedavg"),
+        ("strategy.refit_steps=25", "local"),
+        ("strategy.refit_steps=25", "fedavg"),
+        ("strategy.refit_steps=25", "fedavg_refit"),
+    }
+    assert mean["strategy.refit_steps=0", "local"] == pytest.approx(0.0, abs=0.05)
+    assert mean["strategy.refit_steps=25", "local"] == pytest.approx(-20.0, abs=0.05)
+    assert mean["strategy.refit_steps=25", "fedavg_refit"] == pytest.approx(-36.0, abs=0.05)
+    again, table_again, _, _, _ = build_report([out], tmp_path / "again")
+    assert sorted(map(str, table_again)) == sorted(map(str, table))
+
+
+def test_a_sweep_over_data_and_heterogeneity_draws_the_regime_map(tmp_path):
+    """Four cells (data per client × heterogeneity): one regime row per cell and baseline
+    with the mean-curve BD-rate, regime.csv, regime.png, and the printed map."""
+    import dataclasses
+
+    from study.report import build_report, format_report
+
+    scale = {(16, 0.0): 0.8, (16, 1.0): 0.9, (64, 0.0): 1.0, (64, 1.0): 1.25}
+    for (size, heterogeneity), personal in scale.items():
+        for method in ("personalized", "local", "fedavg"):
+            for lmbda in (1e-4, 3e-4, 1e-3, 3e-3):
+                conf = vector_conf(method, lmbda, heterogeneity=heterogeneity)
+                conf = dataclasses.replace(
+                    conf, data=dataclasses.replace(conf.data, train_size=size)
+                )
+                factor = personal if method == "personalized" else 1.0
+                write_run(tmp_path / "sweep" / f"n{size}", conf, factor)
+    report = build_report([tmp_path / "sweep"])
+    cells = {
+        (r["train_size"], r["heterogeneity"]): r["bd_rate_percent"]
+        for r in report.regime
+        if r["anchor"] == "local"
+    }
+    assert cells.keys() == scale.keys()
+    for cell, factor in scale.items():
+        assert cells[cell] == pytest.approx(100 * (factor - 1), abs=0.05)
+    assert {r["anchor"] for r in report.regime} == {"local", "fedavg"}
+    assert all(r["num_clients"] == 2 and r["clients_compared"] == 2 for r in report.regime)
+    assert len(read_csv(report.out / "regime.csv")) == 8
+    assert (report.out / "regime.png").stat().st_size > 0
+    text = format_report(report)
+    assert "Regime map" in text and "+25.00" in text and "-20.00" in text

@@ -9,7 +9,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-COLORS = {"personalized": "C0", "fedavg": "C1", "local": "C2", "JPEG": "0.5", "WebP": "0.2"}
+COLORS = {
+    "personalized": "C0",
+    "fedavg": "C1",
+    "local": "C2",
+    "fedavg_refit": "C3",
+    "JPEG": "0.5",
+    "WebP": "0.2",
+}
 AXES = {
     "images": ("bits per pixel (real bitstreams)", "PSNR (dB)"),
     "vectors": ("bits per vector (real bitstreams)", "-10 log10 MSE per dimension (dB)"),

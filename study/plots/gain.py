@@ -8,6 +8,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+from study.bd_rate import BASELINES, OPTIONAL_BASELINES
 from study.plots import COLORS, save_figure
 
 
@@ -17,15 +18,21 @@ def plot_gain(table: list[dict[str, Any]], path: Path) -> None:
     settings = sorted({r["setting"] for r in table})
     fig, axes = plt.subplots(1, 1, figsize=(max(5, 1.6 * len(settings)), 3.6), squeeze=False)
     ax = axes[0][0]
-    for baseline in ("local", "fedavg"):
+    nan = {"bd_rate_percent": math.nan, "std_over_seeds": math.nan}
+    for baseline in (*BASELINES, *OPTIONAL_BASELINES):
+        if not any(r["anchor"] == baseline for r in table):
+            continue
         points = [
             next(
-                r
-                for r in table
-                if r["setting"] == setting
-                and r["anchor"] == baseline
-                and r["client"] == "mean"
-                and r["seed"] == "all"
+                (
+                    r
+                    for r in table
+                    if r["setting"] == setting
+                    and r["anchor"] == baseline
+                    and r["client"] == "mean"
+                    and r["seed"] == "all"
+                ),
+                nan,  # a setting without this baseline
             )
             for setting in settings
         ]

@@ -1,0 +1,116 @@
+"""The regime map: where personalization pays, over data per client × heterogeneity.
+
+A sweep over ``data.train_size`` and ``data.heterogeneity`` (any number of clients) gives one
+setting per cell. Each cell's row holds the BD-rate of ``personalized`` on the mean curve
+against each baseline (mean and spread over seeds), the range of the per-client BD-rates,
+and whether its runs converged (the report's loss and monotonicity checks), so a heatmap
+can say in one glance where the paper's claim holds and how far a cell can be trusted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from common.config import RunConfig, flatten
+
+AXES = ("data.train_size", "data.heterogeneity")
+GROUP_KEYS = (*AXES, "data.num_clients")
+
+
+def _rest_of_setting(name: str, conf: RunConfig) -> str:
+    """The setting's name without the map's own keys (what tells one map from another)."""
+    flat = flatten(conf)
+    own = {f"{k}={flat[k]}" for k in GROUP_KEYS if k in flat}
+    parts = [p for p in name.split(",") if p not in own and p != "all"]
+    return ",".join(parts)
+
+
+def regime_rows(
+    table: list[dict[str, Any]],
+    convergence: list[dict[str, Any]],
+    settings: dict[str, RunConfig],
+) -> list[dict[str, Any]]:
+    """One row per (cell, baseline) when the settings span at least two data sizes or two
+    heterogeneities; none otherwise (a sweep that is not a map)."""
+    cells = {name: flatten(conf) for name, conf in settings.items()}
+    if all(len({c.get(k) for c in cells.values()}) < 2 for k in AXES):
+        return []
+    rows = []
+    for name, conf in sorted(settings.items()):
+        flat = cells[name]
+        checks = [r for r in convergence if r.get("setting") == name and r["check"] != "rounds"]
+        mine = [r for r in table if r["setting"] == name and r["seed"] == "all"]
+        for anchor in dict.fromkeys(r["anchor"] for r in mine):
+            mean = next(r for r in mine if r["anchor"] == anchor and r["client"] == "mean")
+            clients = [
+                r["bd_rate_percent"]
+                for r in mine
+                if r["anchor"] == anchor
+                and r["client"] != "mean"
+                and math.isfinite(r["bd_rate_percent"])
+            ]
+            rows.append(
+                {
+                    "map": _rest_of_setting(name, conf) or "all",
+                    "setting": name,
+                    "train_size": flat["data.train_size"],
+                    "heterogeneity": flat["data.heterogeneity"],
+                    "num_clients": flat["data.num_clients"],
+                    "anchor": anchor,
+                    "bd_rate_percent": mean["bd_rate_percent"],
+                    "std_over_seeds": mean.get("std_over_seeds", math.nan),
+                    "seeds_compared": mean.get("seeds_compared", 0),
+                    "status": mean["status"],
+                    "client_min": min(clients) if clients else math.nan,
+                    "client_max": max(clients) if clients else math.nan,
+                    "clients_better": sum(v < 0 for v in clients),
+                    "clients_compared": len(clients),
+                    "checks_passed": sum(bool(r["ok"]) for r in checks),
+                    "checks": len(checks),
+                }
+            )
+    return rows
+
+
+def format_regime(rows: list[dict[str, Any]]) -> str:
+    """One line per cell and baseline: the mean-curve BD-rate, its spread and the clients'."""
+    if not rows:
+        return ""
+    lines = [
+        "Regime map: BD-rate of personalized (mean curve, %; < 0: personalized saves rate)",
+        f"{'vs':>13} {'clients':>7} {'data/client':>11} {'h':>5} {'mean':>8} {'std':>6} "
+        f"{'client range':>16} {'better':>6} converged",
+    ]
+    for r in sorted(rows, key=lambda r: (r["map"], r["anchor"], r["num_clients"], *_cell(r))):
+        value = r["bd_rate_percent"]
+        text = f"{value:+8.2f}" if math.isfinite(value) else r["status"][:8].rjust(8)
+        spread = f"[{r['client_min']:+.1f}, {r['client_max']:+.1f}]"
+        lines.append(
+            f"{r['anchor']:>13} {r['num_clients']:>7} {r['train_size']:>11} "
+            f"{r['heterogeneity']:>5g} {text} {_number(r['std_over_seeds']):>6} {spread:>16} "
+            f"{r['clients_better']:>3}/{r['clients_compared']:<2} "
+            f"{r['checks_passed']}/{r['checks']}"
+        )
+    return "\n".join(lines)
+
+
+def _cell(row: dict[str, Any]) -> tuple[float, float]:
+    return float(row["train_size"]), float(row["heterogeneity"])
+
+
+def _number(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else "-"
+
+
+def cell_grid(
+    rows: list[dict[str, Any]],
+) -> tuple[list[int], list[float], list[list[dict[str, Any] | None]]]:
+    """Sorted data sizes, sorted heterogeneities and the rows on that grid (``None``: not
+    run) of one map, baseline and number of clients."""
+    sizes = sorted({int(r["train_size"]) for r in rows})
+    levels = sorted({float(r["heterogeneity"]) for r in rows})
+    grid: list[list[dict[str, Any] | None]] = [[None] * len(sizes) for _ in levels]
+    for r in rows:
+        grid[levels.index(float(r["heterogeneity"]))][sizes.index(int(r["train_size"]))] = r
+    return sizes, levels, grid
