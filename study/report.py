@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from common.checkpoint import atomic_write_csv, atomic_write_text
+from common.data import client_name
 from study.baselines import bound_rows, classic_rows
 from study.bd_rate import bd_table, format_bd
 from study.convergence import convergence_rows, format_convergence
@@ -100,7 +101,8 @@ def build_report(
         folder = out_dir if len(settings) == 1 else out_dir / name.replace("/", "_")
         folder.mkdir(exist_ok=True)
         kind = "vectors" if conf.data.source == "vectors" else "images"
-        plot_rd(rows, classic, bounds, clients, folder / "rd.png", kind)
+        names = {c: client_name(conf.data, int(c)) for c in clients}
+        plot_rd(rows, classic, bounds, clients, folder / "rd.png", kind, names)
         setting_training = [r for r in training if r["setting"] == name]
         if setting_training:
             plot_training(setting_training, folder / "training.png")

@@ -167,3 +167,18 @@ def test_fedimages_domains_load_as_folder_clients():
     assert names == ["aerials", "grayscale-photos", "photos", "textures"]
     gray = load_client_data(conf, 1, seed=0).train[0]
     assert gray.shape[0] == 3 and torch.equal(gray[0], gray[2])
+
+
+def test_client_names_are_domains_or_folders_without_loading_images(tmp_path):
+    from common.config import DataConfig
+    from common.data import bundled, client_name
+
+    bundled_conf = DataConfig(source="bundled", num_clients=4)
+    assert [client_name(bundled_conf, k) for k in range(4)] == list(bundled.DOMAINS)[:4]
+    for name in ("b-scans", "a-photos"):
+        (tmp_path / name / "train").mkdir(parents=True)
+    folders = DataConfig(source="folder", root=str(tmp_path), num_clients=2)
+    assert [client_name(folders, k) for k in range(2)] == ["a-photos", "b-scans"]
+    gone = DataConfig(source="folder", root=str(tmp_path / "elsewhere"), num_clients=2)
+    assert client_name(gone, 1) == "client 1"  # a report redrawn on another machine
+    assert client_name(DataConfig(source="vectors", num_clients=2), 0) == "client 0"

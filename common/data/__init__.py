@@ -62,6 +62,19 @@ def generated(
     )
 
 
+def client_name(conf: DataConfig, client_id: int) -> str:
+    """A client's name without loading its data: its domain (``bundled``) or folder
+    (``folder``), else ``client N``; ``client N`` too when the folder is not here."""
+    if conf.source == "bundled" and client_id < len(bundled.DOMAINS):
+        return list(bundled.DOMAINS)[client_id]
+    if conf.source == "folder":
+        try:
+            return folder.client_folder(conf.root, client_id).name
+        except (OSError, ValueError):
+            pass
+    return f"client {client_id}"
+
+
 def load_client_data(conf: DataConfig, client_id: int, seed: int, data_dir: str = "") -> ClientData:
     """Load one client's train and test images from the configured source.
 

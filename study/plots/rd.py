@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -10,10 +11,21 @@ from study.bd_rate import METHODS, curve
 from study.plots import AXES, COLORS, save_figure
 
 
-def plot_rd(rows, classic, bounds, clients: list[str], path: Path, kind: str = "images") -> None:
+def plot_rd(
+    rows,
+    classic,
+    bounds,
+    clients: list[str],
+    path: Path,
+    kind: str = "images",
+    names: dict[str, str] | None = None,
+) -> None:
+    """One panel per client (titled by ``names``, e.g. the image domain) plus the mean.
+    The axes fit the learned codecs' points; JPEG/WebP and the bound are clipped to them."""
     panels = [*clients, "mean"]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
     for ax, client in zip(axes[0], panels, strict=True):
+        learned = [(r["real_bpp"], r["psnr"]) for r in rows if r["client"] == client]
         for method in METHODS:
             rates, psnrs, spread = curve(rows, method, client)
             if rates:
@@ -38,8 +50,25 @@ def plot_rd(rows, classic, bounds, clients: list[str], path: Path, kind: str = "
         if bound:
             ax.plot(*zip(*bound, strict=True), ":", color="k", lw=1.2, label="Shannon lower bound")
         weighting = "pixel-weighted" if kind == "images" else "over clients"
-        ax.set_title(f"client {client}" if client != "mean" else f"mean ({weighting})")
+        title = (names or {}).get(client, f"client {client}")
+        ax.set_title(title if client != "mean" else f"mean ({weighting})")
+        _fit(ax, learned)
         ax.set_xlabel(AXES[kind][0])
         ax.set_ylabel(AXES[kind][1])
         ax.grid(alpha=0.3)
     save_figure(fig, axes, path)
+
+
+def _fit(ax, points: list[tuple[float, float]], margin: float = 0.08) -> None:
+    """Limit the axes to ``points`` (the learned codecs) with a margin, so classic codecs
+    reaching 3-4 bpp do not squeeze them into a corner."""
+    finite = [(x, y) for x, y in points if math.isfinite(x) and math.isfinite(y)]
+    if not finite:
+        return
+    for values, setter in (
+        (sorted(x for x, _ in finite), ax.set_xlim),
+        (sorted(y for _, y in finite), ax.set_ylim),
+    ):
+        low, high = values[0], values[-1]
+        pad = margin * (high - low) or margin * max(abs(high), 1.0)
+        setter(low - pad, high + pad)
