@@ -70,7 +70,9 @@ def regime_rows(
                     "checks": len(checks),
                 }
             )
-    return rows
+    # a baseline the sweep did not run (every cell has too few points) gets no map
+    runs = {r["anchor"] for r in rows if r["status"] != "too few points"}
+    return [r for r in rows if r["anchor"] in runs]
 
 
 def format_regime(rows: list[dict[str, Any]]) -> str:

@@ -1,6 +1,7 @@
 """A miniature resumable sweep of both parts of the study through the real entry points:
-Hydra multirun of `fedntc-simulate` (2 λ x 3 methods x 1 seed, tiny models) on synthetic
-images and on the vector source, then `fedntc-report`."""
+Hydra multirun of `fedntc-simulate` (tiny models, 2 λ, 1 seed) on synthetic images (3
+methods) and a miniature regime map on the vector source (personalized and local over 2
+data sizes per client), then `fedntc-report`."""
 
 import csv
 import math
@@ -15,9 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 COMMON = [
     "fedntc-simulate",
     "-m",
-    "strategy=personalized,fedavg,local",
     "data.num_clients=2",
-    "data.train_size=32",
     "data.batch_size=4",
     "num_rounds=1",
     "train.local_steps=3",
@@ -25,12 +24,16 @@ COMMON = [
 ]
 PARTS = {
     "images": [
+        "strategy=personalized,fedavg,local",
+        "data.train_size=32",
         "train.lmbda=0.003,0.05",
         "model=tiny",
         "data=synthetic",
         "data.test_size=2",
     ],
     "vectors": [
+        "strategy=personalized,local",
+        "data.train_size=16,32",  # the regime map's data axis, in miniature
         "train.lmbda=0.0003,0.003",
         "model=vector",
         "model.N=8",
@@ -41,6 +44,9 @@ PARTS = {
 }
 # files of the report besides results.csv, bd_rate.csv, rd.png and training.png
 EXTRA_FILES = {"images": "classic.csv", "vectors": "bound.csv"}
+RUNS = {"images": 6, "vectors": 8}
+# where a setting's plots go: the report itself, or one folder per data size (a map)
+PLOT_DIRS = {"images": [""], "vectors": ["data.train_size=16", "data.train_size=32"]}
 
 
 @pytest.mark.parametrize("part", PARTS)
@@ -65,14 +71,16 @@ def test_sweep_report_and_rerun(tmp_path, part):
     if part == "images":  # the learned codecs beside JPEG/WebP at the same rate
         assert "JPEG PSNR" in done.stdout and "Reading: " in done.stdout
     summaries = sorted(sweep.glob("*/summary.json"))
-    assert len(summaries) == 6
+    assert len(summaries) == RUNS[part]
     report = sweep / "report"
-    expected = ("results.csv", "bd_rate.csv", "convergence.csv", "rd.png", "training.png")
-    for name in (*expected, EXTRA_FILES[part]):
+    for name in ("results.csv", "bd_rate.csv", "convergence.csv", EXTRA_FILES[part]):
         assert (report / name).stat().st_size > 0, name
+    for folder in PLOT_DIRS[part]:
+        for name in ("rd.png", "training.png"):
+            assert (report / folder / name).stat().st_size > 0, (folder, name)
     assert not (report / EXTRA_FILES["images" if part == "vectors" else "vectors"]).exists()
     rows = list(csv.DictReader((report / "results.csv").open()))
-    assert len(rows) == 6 * 3 and all(math.isfinite(float(r["psnr"])) for r in rows)
+    assert len(rows) == RUNS[part] * 3 and all(math.isfinite(float(r["psnr"])) for r in rows)
     bd = [r for r in csv.DictReader((report / "bd_rate.csv").open()) if r["seed"] == "all"]
     assert {r["anchor"] for r in bd} == {"local", "fedavg"}
     # one round of 3 steps gives no real curves: each entry is a number or says why not
@@ -86,6 +94,14 @@ def test_sweep_report_and_rerun(tmp_path, part):
         bound = list(csv.DictReader((report / "bound.csv").open()))
         assert {r["client"] for r in bound} == {"0", "1"}
         assert all(float(r["rate"]) >= 0 for r in bound)
+        # the regime map: one cell per data size, against the baseline that was run
+        assert "Regime map" in done.stdout
+        regime = list(csv.DictReader((report / "regime.csv").open()))
+        assert {(r["train_size"], r["anchor"]) for r in regime} == {
+            ("16", "local"),
+            ("32", "local"),
+        }
+        assert (report / "regime.png").stat().st_size > 0
 
     # rerun: every run is finished, nothing is retrained
     stamps = [p.stat().st_mtime_ns for p in summaries]
@@ -106,6 +122,8 @@ def test_sweep_report_and_rerun(tmp_path, part):
     )
     assert regenerated.returncode == 0, regenerated.stderr[-2000:]
     assert "BD-rate of personalized vs" in regenerated.stdout
-    assert (tmp_path / "r2" / "rd.png").stat().st_size > 0
-    for name in ("bd_rate.csv", "convergence.csv", EXTRA_FILES[part]):
+    for folder in PLOT_DIRS[part]:
+        assert (tmp_path / "r2" / folder / "rd.png").stat().st_size > 0
+    extra = ("regime.csv",) if part == "vectors" else ()
+    for name in ("bd_rate.csv", "convergence.csv", EXTRA_FILES[part], *extra):
         assert (tmp_path / "r2" / name).read_text() == (kept / name).read_text(), name
