@@ -13,15 +13,17 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import hydra
 import tomli_w
 import torch
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
@@ -30,6 +32,7 @@ from common.init import base_path
 from common.preflight import preflight
 from launch.ray_cluster import resolve_ray_address
 from launch.superlink import CONNECTION, LocalSimulationLink, flower_executable
+from server.progress import MARKER
 from server.results import format_summary
 from server.resume import previous_run
 
@@ -198,18 +201,46 @@ def submit_run(
     if federation_config:
         command += ["--federation-config", federation_config]
     log_path = run_dir / "flwr-run.log"
-    with log_path.open("w") as log:
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [*command, "--stream"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        copier = threading.Thread(target=copy_stream, args=(process.stdout, log_file), daemon=True)
+        copier.start()
         try:
-            done = subprocess.run(
-                [*command, "--stream"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                timeout=timeout_s,
-            )
+            code = process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired as err:
+            process.kill()
+            process.wait()
             raise TimeoutError(f"flwr run did not finish in {timeout_s}s; see {log_path}") from err
-    return done.returncode
+        finally:
+            copier.join(timeout=10)
+    return code
+
+
+def copy_stream(stream: IO[str], log_file: IO[str]) -> None:
+    """Copy Flower's streamed log to ``log_file``; echo the ServerApp's progress lines
+    (one per round, :mod:`server.progress`) to this terminal, tagged with the multirun job."""
+    tag = job_tag()
+    for line in stream:
+        log_file.write(line)
+        log_file.flush()
+        if MARKER in line:
+            print(f"{tag}{line[line.index(MARKER) + len(MARKER) :].strip()}", flush=True)
+
+
+def job_tag() -> str:
+    """``[job 3] `` inside a Hydra multirun, else nothing."""
+    try:
+        hydra = HydraConfig.get()
+    except ValueError:  # not under Hydra (fedntc-submit's own entry, tests)
+        return ""
+    return f"[job {hydra.job.num}] " if hydra.mode == RunMode.MULTIRUN else ""
 
 
 def read_summary(run_dir: Path, returncode: int) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from common.run_folder import RunFolder, load_shared_checkpoint
 from common.split import KeySplit
 from common.train import round_lr
 from server.polling_grid import PollingGrid
+from server.progress import RoundClock
 from server.results import RunRecorder, format_summary, summarize
 from server.resume import previous_run
 from server.strategy import server_strategy
@@ -87,11 +88,14 @@ def main(grid: Grid, context: Context) -> None:
         strategy.round_rows = previous["rounds"]
         strategy.failures = previous["failures"]
 
+    clock = RoundClock(conf.num_rounds)
+
     def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         """Flower calls this after every round with the current shared weights."""
         if server_round > 0:
             recorder.checkpoint(server_round + done, arrays)
             recorder.write_metrics(strategy.client_rows, strategy.round_rows, strategy.failures)
+            log(INFO, "%s", clock.tick(server_round + done))
         return None
 
     strategy.start(

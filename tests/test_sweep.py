@@ -67,6 +67,7 @@ def test_sweep_report_and_rerun(tmp_path, part):
     done = sweep_once(800)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "BD-rate of personalized vs" in done.stdout
+    assert "[job 0] round 1/1 in " in done.stdout  # the ServerApp's progress, per job
     assert "rate and PSNR both rise with λ" in done.stdout
     if part == "images":  # the learned codecs beside JPEG/WebP at the same rate
         assert "JPEG PSNR" in done.stdout and "Reading: " in done.stdout
