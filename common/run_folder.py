@@ -120,11 +120,16 @@ class RunFolder:
         return self.path / "checkpoints" / f"round-{server_round:04d}.pt"
 
     def save_checkpoint(
-        self, server_round: int, shared: dict[str, torch.Tensor], method: str
+        self,
+        server_round: int,
+        shared: dict[str, torch.Tensor],
+        method: str,
+        server_state: dict[str, torch.Tensor] | None = None,
     ) -> Path:
-        """Save a round's shared weights atomically."""
+        """Save a round's shared weights (and the server optimizer's state) atomically."""
         path = self.checkpoint_file(server_round)
-        atomic_save({"round": server_round, "method": method, "shared": shared}, path)
+        saved = {"round": server_round, "method": method, "shared": shared}
+        atomic_save({**saved, "server": server_state or {}}, path)
         return path
 
     def latest_checkpoint(self) -> Path:
@@ -156,6 +161,12 @@ class RunFolder:
         root = Path(base).expanduser() if base else self.path / "client-state"
         uid = run_uid or self.read_run_uid()
         return root / f"client-{client_id}" / f"personal-{uid}.pt"
+
+
+def load_server_state(path: Path) -> dict[str, torch.Tensor]:
+    """The server optimizer's state saved with a round checkpoint (none before it was kept)."""
+    saved = load_tensors(path)
+    return dict(saved.get("server", {})) if isinstance(saved, dict) else {}
 
 
 def load_shared_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], int]:

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+import torch
 from flwr.app import ArrayRecord
 
 from common.config import RunConfig
@@ -29,10 +30,15 @@ class RunRecorder:
     def run_dir(self) -> Path:
         return self.folder.path
 
-    def checkpoint(self, server_round: int, arrays: ArrayRecord) -> Path:
-        """Save the round's shared weights atomically."""
+    def checkpoint(
+        self, server_round: int, arrays: ArrayRecord, server_state: dict[str, Any] | None = None
+    ) -> Path:
+        """Save the round's shared weights and the server optimizer's state atomically."""
         state = {k: v.clone() for k, v in arrays.to_torch_state_dict().items()}
-        return self.folder.save_checkpoint(server_round, state, self.conf.strategy.method)
+        optimizer = {k: torch.as_tensor(v).clone() for k, v in (server_state or {}).items()}
+        return self.folder.save_checkpoint(
+            server_round, state, self.conf.strategy.method, optimizer
+        )
 
     def write_metrics(
         self,

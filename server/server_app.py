@@ -17,7 +17,7 @@ from flwr.supercore import log
 
 from common.config import from_run_config
 from common.init import initial_model
-from common.run_folder import RunFolder, load_shared_checkpoint
+from common.run_folder import RunFolder, load_server_state, load_shared_checkpoint
 from common.split import KeySplit
 from common.train import round_lr
 from server.polling_grid import PollingGrid
@@ -49,7 +49,7 @@ def main(grid: Grid, context: Context) -> None:
     )
 
     initial = ArrayRecord(split.shared_state(model.state_dict()))
-    done = 0
+    done, checkpoint = 0, None
     if conf.resume:
         checkpoint = recorder.folder.latest_checkpoint()
         shared, done = load_shared_checkpoint(checkpoint)
@@ -82,6 +82,9 @@ def main(grid: Grid, context: Context) -> None:
         }
     )
 
+    if checkpoint is not None:  # the server optimizer continues where it stopped
+        saved = {k: v.numpy() for k, v in load_server_state(checkpoint).items()}
+        strategy.restore_server_state(saved, origin=str(checkpoint))
     if done:
         previous = recorder.previous_rows(done)
         strategy.client_rows = previous["train"] + previous["evaluate"]
@@ -93,7 +96,7 @@ def main(grid: Grid, context: Context) -> None:
     def after_round(server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         """Flower calls this after every round with the current shared weights."""
         if server_round > 0:
-            recorder.checkpoint(server_round + done, arrays)
+            recorder.checkpoint(server_round + done, arrays, strategy.server_state())
             recorder.write_metrics(strategy.client_rows, strategy.round_rows, strategy.failures)
             log(INFO, "%s", clock.tick(server_round + done))
         return None

@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from logging import ERROR, WARNING
 from typing import Any
 
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM
@@ -183,6 +184,23 @@ class SharedKeys:
             {"phase": phase, "round": server_round, "node_id": node, "reason": reason}
         )
 
+    def server_state(self) -> dict[str, np.ndarray]:
+        """The server optimizer's state, saved with each checkpoint (plain FedAvg: none)."""
+        return {}
+
+    def restore_server_state(self, state: dict[str, np.ndarray], origin: str) -> None:
+        """Continue from :meth:`server_state` saved in ``origin`` (a resumed run)."""
+        if state:
+            raise ValueError(f"{origin} holds server optimizer state, but this run uses FedAvg")
+
+
+def _named(prefix: str, state: dict[str, np.ndarray], keys: Iterable[str], origin: str) -> dict:
+    """The arrays saved as ``prefix/<key>`` for exactly ``keys``; an error names the file."""
+    found = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+    if set(found) != set(keys):
+        raise ValueError(f"{origin}: {prefix}* does not match the shared keys of this model")
+    return found
+
 
 class SharedKeysFedAvg(SharedKeys, FedAvg):
     """FedAvg (McMahan et al., 2017) over the shared keys."""
@@ -191,9 +209,41 @@ class SharedKeysFedAvg(SharedKeys, FedAvg):
 class SharedKeysFedAvgM(SharedKeys, FedAvgM):
     """FedAvgM (Hsu et al., 2019): server SGD with momentum on the shared keys' mean update."""
 
+    _momentum_by_key: dict[str, np.ndarray] | None = None  # restored, set at the first round
+
+    def server_state(self) -> dict[str, np.ndarray]:
+        if self.momentum_vector is None or self.current_arrays is None:
+            return {}
+        names = list(self.current_arrays.keys())  # Flower keeps the momentum in this order
+        return {f"momentum/{k}": v for k, v in zip(names, self.momentum_vector, strict=True)}
+
+    def restore_server_state(self, state: dict[str, np.ndarray], origin: str) -> None:
+        if state:
+            found = _named("momentum/", state, self.split.shared, origin)
+            self._momentum_by_key = found
+
+    def configure_train(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        messages = super().configure_train(server_round, arrays, config, grid)
+        restored = self._momentum_by_key
+        if restored is not None and self.current_arrays is not None:
+            self.momentum_vector = [restored[k] for k in self.current_arrays]
+            self._momentum_by_key = None
+        return messages
+
 
 class SharedKeysFedAdam(SharedKeys, FedAdam):
     """FedAdam (Reddi et al., 2021): server Adam on the shared keys' mean update."""
+
+    def server_state(self) -> dict[str, np.ndarray]:
+        moments = {"m_t/": self.m_t or {}, "v_t/": self.v_t or {}}
+        return {f"{p}{k}": v for p, values in moments.items() for k, v in values.items()}
+
+    def restore_server_state(self, state: dict[str, np.ndarray], origin: str) -> None:
+        if state:
+            self.m_t = _named("m_t/", state, self.split.shared, origin)
+            self.v_t = _named("v_t/", state, self.split.shared, origin)
 
 
 def server_strategy(

@@ -181,3 +181,57 @@ def test_server_optimizer_moves_the_shared_keys_from_the_current_weights(monkeyp
 def test_unknown_server_optimizer_is_refused():
     with pytest.raises(ValueError, match="server_optimizer"):
         server_strategy("sgd", 1.0, 0.0, SPLIT)
+
+
+@pytest.mark.parametrize("optimizer", ["fedavgm", "fedadam"])
+def test_a_resumed_server_optimizer_continues_from_its_checkpointed_state(
+    monkeypatch, tmp_path, optimizer
+):
+    """Round 2 after a restart from round 1's checkpoint (weights + server state, through
+    the run folder's file) gives the same weights as round 2 of an uninterrupted run."""
+    import torch
+
+    from common.run_folder import RunFolder, load_server_state, load_shared_checkpoint
+
+    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
+    kwargs = {"min_train_nodes": 2, "min_available_nodes": 2}
+    start = ArrayRecord({k: Array(np.zeros((2, 2), np.float32)) for k in SHARED})
+    rounds = [
+        [reply(1, {"g_a.w": 1.0, "g_s.w": 2.0}, 1), reply(2, {"g_a.w": 3.0, "g_s.w": 2.0}, 1)],
+        [reply(1, {"g_a.w": 0.5, "g_s.w": 1.0}, 1), reply(2, {"g_a.w": 2.5, "g_s.w": 4.0}, 1)],
+    ]
+
+    def step(strategy, server_round, arrays, run_round=None):
+        list(strategy.configure_train(server_round, arrays, ConfigRecord(), RecordingGrid([1, 2])))
+        replies = rounds[(run_round or server_round) - 1]
+        return strategy.aggregate_train(server_round, replies)[0]
+
+    straight = server_strategy(optimizer, 0.5, 0.9, SPLIT, **kwargs)
+    target = step(straight, 2, step(straight, 1, start))
+
+    first = server_strategy(optimizer, 0.5, 0.9, SPLIT, **kwargs)
+    after_one = step(first, 1, start)
+    assert first.server_state()  # there is something to keep
+    folder = RunFolder(tmp_path)
+    path = folder.save_checkpoint(
+        1,
+        after_one.to_torch_state_dict(),
+        "personalized",
+        {k: torch.as_tensor(v) for k, v in first.server_state().items()},
+    )
+    shared, _ = load_shared_checkpoint(path)
+    resumed = server_strategy(optimizer, 0.5, 0.9, SPLIT, round_offset=1, **kwargs)
+    saved = {k: v.numpy() for k, v in load_server_state(path).items()}
+    resumed.restore_server_state(saved, str(path))
+    again = step(resumed, 1, ArrayRecord(shared), run_round=2)
+    restarted = server_strategy(optimizer, 0.5, 0.9, SPLIT, round_offset=1, **kwargs)
+    fresh = step(restarted, 1, ArrayRecord(shared), run_round=2)
+    for key in SHARED:
+        np.testing.assert_allclose(again[key].numpy(), target[key].numpy(), rtol=1e-6)
+    assert not all(np.allclose(fresh[k].numpy(), target[k].numpy()) for k in SHARED)
+    with pytest.raises(ValueError, match="round-0001"):
+        resumed.restore_server_state(
+            {"m_t/other": np.zeros(1), "momentum/x": np.zeros(1)}, str(path)
+        )
