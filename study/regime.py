@@ -70,9 +70,13 @@ def regime_rows(
                     "checks": len(checks),
                 }
             )
-    # a baseline the sweep did not run (every cell has too few points) gets no map
+    # a baseline the sweep did not run (every cell has too few points) gets no map, and
+    # neither does a map of one cell (another setting of the sweep, not a regime)
     runs = {r["anchor"] for r in rows if r["status"] != "too few points"}
-    return [r for r in rows if r["anchor"] in runs]
+    cells: dict[str, set] = {}
+    for r in rows:
+        cells.setdefault(r["map"], set()).add((r["train_size"], r["heterogeneity"]))
+    return [r for r in rows if r["anchor"] in runs and len(cells[r["map"]]) > 1]
 
 
 def format_regime(rows: list[dict[str, Any]]) -> str:
