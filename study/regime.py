@@ -71,12 +71,12 @@ def regime_rows(
                 }
             )
     # a baseline the sweep did not run (every cell has too few points) gets no map, and
-    # neither does a map of one cell (another setting of the sweep, not a regime)
+    # neither does a map (or a baseline in it) of one cell: another setting, not a regime
     runs = {r["anchor"] for r in rows if r["status"] != "too few points"}
-    cells: dict[str, set] = {}
+    cells: dict[tuple[str, str], set] = {}
     for r in rows:
-        cells.setdefault(r["map"], set()).add((r["train_size"], r["heterogeneity"]))
-    return [r for r in rows if r["anchor"] in runs and len(cells[r["map"]]) > 1]
+        cells.setdefault((r["map"], r["anchor"]), set()).add((r["train_size"], r["heterogeneity"]))
+    return [r for r in rows if r["anchor"] in runs and len(cells[r["map"], r["anchor"]]) > 1]
 
 
 def format_regime(rows: list[dict[str, Any]]) -> str:
@@ -91,7 +91,11 @@ def format_regime(rows: list[dict[str, Any]]) -> str:
     for r in sorted(rows, key=lambda r: (r["map"], r["anchor"], r["num_clients"], *_cell(r))):
         value = r["bd_rate_percent"]
         text = f"{value:+8.2f}" if math.isfinite(value) else r["status"][:8].rjust(8)
-        spread = f"[{r['client_min']:+.1f}, {r['client_max']:+.1f}]"
+        spread = (
+            f"[{r['client_min']:+.1f}, {r['client_max']:+.1f}]"
+            if math.isfinite(r["client_min"])
+            else "-"
+        )
         lines.append(
             f"{r['anchor']:>13} {r['num_clients']:>7} {r['train_size']:>11} "
             f"{r['heterogeneity']:>5g} {text} {_number(r['std_over_seeds']):>6} {spread:>16} "
