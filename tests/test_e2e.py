@@ -15,6 +15,7 @@ from common.config import ModelConfig
 from common.data import load_client_data
 from common.evaluate import evaluate_client
 from common.model import create_model
+from common.optimizer_state import split_moments
 from common.run_folder import (
     RunFolder,
     load_shared_checkpoint,
@@ -77,12 +78,14 @@ def test_personalized_simulation_end_to_end(tmp_path, monkeypatch):
     for client_id in range(3):
         saved = torch.load(RunFolder(run_dir).client_state_file(conf, client_id), weights_only=True)
         assert saved["model"] == model_signature(conf.model) and saved["round"] == 2
-        assert set(saved["state"]) == split.personal
+        state, moments = split_moments(saved["state"])
+        assert set(state) == split.personal
+        assert {k.split("/")[2] for k in moments} <= split.personal and moments  # kept Adam
         row = next(r for r in final if int(float(r["client-id"])) == client_id)
         assert not any("personal" in key for key in row)
-        personal_hashes.add(fingerprint(split.trainable_personal_state(saved["state"])))
+        personal_hashes.add(fingerprint(split.trainable_personal_state(state)))
         mine = create_model(conf.model, seed=conf.seed)
-        mine.load_state_dict(merge_state(mine.state_dict(), saved["state"], shared))
+        mine.load_state_dict(merge_state(mine.state_dict(), state, shared))
         test = load_client_data(conf.data, client_id, conf.seed).test
         again = evaluate_client(mine, test, "images")
         assert again["real_bpp"] == pytest.approx(float(row["real_bpp"]), rel=1e-9)
@@ -90,7 +93,8 @@ def test_personalized_simulation_end_to_end(tmp_path, monkeypatch):
 
     # a real bitstream from client 0's model decodes to the model's reconstruction
     saved = torch.load(RunFolder(run_dir).client_state_file(conf, 0), weights_only=True)
-    model.load_state_dict(merge_state(model.state_dict(), saved["state"], shared))
+    state = split_moments(saved["state"])[0]
+    model.load_state_dict(merge_state(model.state_dict(), state, shared))
     model.eval().update(force=True)
     image = load_client_data(conf.data, 0, conf.seed).test[0]
     coded = code_image(Codec.from_model(model), image)
