@@ -30,6 +30,7 @@ from omegaconf.errors import MissingMandatoryValue
 from common.config import ConfigError, RunConfig, flatten, from_mapping
 from common.init import base_path
 from common.preflight import preflight
+from launch.app_bundle import APP_DIR, staged_app
 from launch.ray_cluster import resolve_ray_address
 from launch.superlink import CONNECTION, LocalSimulationLink, flower_executable
 from server.progress import MARKER
@@ -37,7 +38,6 @@ from server.results import format_summary
 from server.resume import previous_run
 
 log = logging.getLogger(__name__)
-APP_DIR = Path(__file__).resolve().parent.parent
 CONF_DIR = APP_DIR / "conf"
 
 
@@ -139,14 +139,15 @@ def absolute_paths(conf: RunConfig) -> RunConfig:
     return conf
 
 
-def federation_options(conf: RunConfig, sim: SimulationSettings) -> str:
-    """``flwr run --federation-config`` value: one virtual SuperNode per client."""
+def federation_options(conf: RunConfig, sim: SimulationSettings, ray_address: str) -> str:
+    """``flwr run --federation-config`` value: one virtual SuperNode per client. Ray's own
+    limits go to a Ray the run starts; a Ray it joins was sized when it started."""
     options = {
         "num-supernodes": conf.data.num_clients,
         "client-resources-num-cpus": sim.num_cpus_per_client,
         "client-resources-num-gpus": sim.num_gpus_per_client,
     }
-    if sim.ray_num_cpus > 0:
+    if sim.ray_num_cpus > 0 and ray_address == "local":
         options["init-args-num-cpus"] = sim.ray_num_cpus
     return " ".join(f"{k}={v}" for k, v in options.items())
 
@@ -175,11 +176,10 @@ def run_simulation(cfg: DictConfig, output_dir: Path) -> dict[str, Any]:
             "this machine has a GPU, but simulation.num_gpus_per_client=0 hides it from "
             "the virtual clients (Ray); set it to e.g. 0.25 to train on the GPU"
         )
-    ray_env = {"RAY_ADDRESS": resolve_ray_address(sim.ray_address)}
-    with LocalSimulationLink(run_dir / ".flwr", extra_env=ray_env) as link:
-        code = submit_run(
-            conf, run_dir, link.env, CONNECTION, federation_options(conf, sim), sim.timeout_s
-        )
+    ray_address = resolve_ray_address(sim.ray_address)
+    with LocalSimulationLink(run_dir / ".flwr", extra_env={"RAY_ADDRESS": ray_address}) as link:
+        options = federation_options(conf, sim, ray_address)
+        code = submit_run(conf, run_dir, link.env, CONNECTION, options, sim.timeout_s)
     return read_summary(run_dir, code)
 
 
@@ -196,7 +196,7 @@ def submit_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     run_config_file = run_dir / "run_config.toml"
     run_config_file.write_text(tomli_w.dumps(flatten(conf)))
-    command = [flower_executable("flwr"), "run", str(APP_DIR), connection]
+    command = [flower_executable("flwr"), "run", str(staged_app()), connection]
     command += ["--run-config", str(run_config_file)]
     if federation_config:
         command += ["--federation-config", federation_config]

@@ -1,15 +1,20 @@
-"""Launch-side config handling: deployed runs' paths, and the Flower CLI config file."""
+"""Launch-side config handling: deployed runs' paths, the Flower CLI config file, the app
+folder given to ``flwr run``, and Ray's limits."""
 
+import io
 import socket
 import time
 import tomllib
+import zipfile
 
 import pytest
+from flwr.cli.build import build_fab_from_disk
 from hydra import compose, initialize_config_dir
 
 from common.config import ConfigError
+from launch.app_bundle import stage
 from launch.ray_cluster import resolve_ray_address
-from launch.simulate import split_all
+from launch.simulate import federation_options, split_all, split_config
 from launch.submit import CONNECTION, write_connection
 from launch.superlink import free_port
 from tests.deployment import ROOT
@@ -63,3 +68,34 @@ def test_ray_address_private_by_default_and_a_dead_cluster_fails_fast(tmp_path, 
         assert resolve_ray_address("auto") == address
     with pytest.raises(ConfigError, match="expected HOST:PORT"):
         resolve_ray_address("somewhere")
+
+
+def test_the_staged_app_holds_only_the_packages_and_builds_the_same_app(tmp_path):
+    staged = stage(ROOT, tmp_path / "app")
+    top = {p.name for p in staged.iterdir()}
+    assert {"pyproject.toml", "common", "client", "server"} <= top
+    assert not top & {".venv", ".git", "tests", "docs", "models", "benchmarks"}
+    assert not list(staged.rglob("__pycache__"))
+    fab = zipfile.ZipFile(io.BytesIO(build_fab_from_disk(staged)))
+    names = set(fab.namelist())
+    assert {"server/server_app.py", "client/client_app.py", "common/model.py"} <= names
+    staged_config = tomllib.loads(fab.read("pyproject.toml").decode())
+    own = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert staged_config["tool"]["flwr"]["app"] == own["tool"]["flwr"]["app"]
+
+
+def test_a_package_named_in_pyproject_but_missing_is_named(tmp_path):
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.setuptools.packages.find]\ninclude = ["common*", "gone*"]\n'
+    )
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "__init__.py").write_text("")
+    with pytest.raises(FileNotFoundError, match=r"\['gone'\]"):
+        stage(tmp_path, tmp_path / "out")
+
+
+def test_ray_limits_go_only_to_a_ray_the_run_starts():
+    conf, sim = split_config(composed(["simulation.ray_num_cpus=2", "data.num_clients=3"]))
+    private = federation_options(conf, sim, "local")
+    assert "num-supernodes=3" in private and "init-args-num-cpus=2" in private
+    assert "init-args" not in federation_options(conf, sim, "127.0.0.1:6379")
