@@ -2,13 +2,17 @@
 
     python benchmarks/many_clients.py                       # 16, 64, 128, 256 clients
     python benchmarks/many_clients.py --clients 16 256 --fraction 0.1 --rounds 4
+    python benchmarks/many_clients.py --from-csv docs/data/many-clients.csv \
+        --plot docs/img/many-clients.png                   # replot the kept table
 
 Each size is one ``fedntc-simulate`` run of the vector model (personalized) in which every
 round samples ``fraction`` of the clients for training and for evaluation. Printed and
 written as CSV: seconds per round (rounds after the first, between the ServerApp's round
 checkpoints), the training seconds of those rounds' clients summed and spread over the cores, their
 ratio, and the peak summed RSS of the whole process tree. The last line gives what each more
-client costs in memory (the slope of peak memory against the number of clients).
+client costs in memory: the slope of peak memory against the number of clients, over the
+sizes that sample enough clients to keep every Ray actor busy (each actor imports the ClientApp
+on its first message, so a smaller sample leaves one out).
 """
 
 from __future__ import annotations
@@ -81,7 +85,7 @@ def slope(xs: list[float], ys: list[float]) -> float:
     )
 
 
-def plot(rows: list[dict[str, float]], path: Path) -> None:
+def plot(rows: list[dict[str, float]], fraction: float, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,12 +100,12 @@ def plot(rows: list[dict[str, float]], path: Path) -> None:
     left.legend()
     right.plot(clients, [r["peak_rss_gib"] for r in rows], "o-")
     right.set(xlabel="virtual clients", ylabel="peak RSS of all processes (GiB)", xscale="log")
+    right.set_ylim(bottom=0)
     for axis in (left, right):
+        axis.minorticks_off()
         axis.set_xticks(clients, [str(c) for c in clients])
         axis.grid(alpha=0.3)
-    fig.suptitle(
-        f"{rows[0]['sampled_per_round'] / rows[0]['clients']:.0%} of clients sampled per round"
-    )
+    fig.suptitle(f"{fraction:.0%} of the clients sampled per round (vector model, 2 cores)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -115,9 +119,17 @@ def main() -> None:
     parser.add_argument("--local-steps", type=int, default=50)
     parser.add_argument("--csv", type=Path, default=None, help="write the table here")
     parser.add_argument("--plot", type=Path, default=None, help="write the plot here")
+    parser.add_argument("--from-csv", type=Path, default=None, help="replot a written table")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="fedntc-many-") as tmp:
-        rows = [run_one(n, args, Path(tmp)) for n in args.clients]
+    if args.from_csv:
+        counts = ("clients", "sampled_per_round")
+        rows = [
+            {k: int(v) if k in counts else float(v) for k, v in r.items()}
+            for r in csv.DictReader(args.from_csv.open())
+        ]
+    else:
+        with tempfile.TemporaryDirectory(prefix="fedntc-many-") as tmp:
+            rows = [run_one(n, args, Path(tmp)) for n in args.clients]
     names = list(rows[0])
     print(" ".join(f"{n:>32}" if i == 0 else f"{n:>{len(n) + 1}}" for i, n in enumerate(names)))
     for r in rows:
@@ -126,10 +138,12 @@ def main() -> None:
                 f"{r[n]:>32}" if i == 0 else f"{r[n]:>{len(n) + 1}}" for i, n in enumerate(names)
             )
         )
-    if len(rows) > 1:
-        xs = [float(r["clients"]) for r in rows]
-        mem = slope(xs, [r["peak_rss_gib"] * 2**20 for r in rows])
-        print(f"each client more: {mem:.0f} KiB of peak memory (slope over {len(rows)} sizes)")
+    busy = [r for r in rows if r["sampled_per_round"] >= (os.cpu_count() or 1)]  # all actors
+    if len(busy) > 1:
+        xs = [float(r["clients"]) for r in busy]
+        mem = slope(xs, [r["peak_rss_gib"] * 2**20 for r in busy])
+        sizes = ", ".join(str(r["clients"]) for r in busy)
+        print(f"each client more: {mem:.0f} KiB of peak memory (slope over {sizes} clients)")
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
         with args.csv.open("w", newline="") as f:
@@ -137,7 +151,7 @@ def main() -> None:
             writer.writeheader()
             writer.writerows(rows)
     if args.plot:
-        plot(rows, args.plot)
+        plot(rows, args.fraction, args.plot)
 
 
 if __name__ == "__main__":
