@@ -444,3 +444,36 @@ def test_a_sweep_over_data_and_heterogeneity_draws_the_regime_map(tmp_path):
     assert (report.out / "regime.png").stat().st_size > 0
     text = format_report(report)
     assert "Regime map" in text and "+25.00" in text and "-20.00" in text
+
+
+def test_the_zero_contour_skips_cells_that_were_not_run(tmp_path, monkeypatch):
+    """An L-shaped map (data axis at h=1, heterogeneity axis at 16 per client): the cells not
+    run are masked for the contour, not read as 0 % (which drew lines through them)."""
+    import matplotlib.axes
+    import numpy as np
+
+    from study.plots.regime import plot_regime
+
+    def row(size, h, value):
+        return {
+            "map": "all", "setting": f"{size},{h}", "train_size": size, "heterogeneity": h,
+            "num_clients": 4, "anchor": "local", "bd_rate_percent": value,
+            "std_over_seeds": float("nan"), "seeds_compared": 1, "status": "ok",
+            "client_min": value - 1, "client_max": value + 1, "clients_better": 2,
+            "clients_compared": 4, "checks_passed": 18, "checks": 18,
+        }  # fmt: skip
+
+    cells = [(16, 0.0, -11.0), (16, 0.5, -14.0), (16, 1.0, -10.0), (64, 1.0, -1.0)]
+    cells += [(256, 1.0, 1.0), (16, 2.0, 40.0)]
+    drawn = []
+    original = matplotlib.axes.Axes.contour
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "contour",
+        lambda ax, z, **kw: drawn.append(z) or original(ax, z, **kw),
+    )
+    plot_regime([row(*c) for c in cells], tmp_path / "regime.png")
+    assert (tmp_path / "regime.png").stat().st_size > 0
+    (values,) = drawn
+    assert np.ma.count_masked(values) == 4 * 3 - len(cells)  # the cells not run
+    assert values[3, 0] == 40.0 and np.ma.is_masked(values[3, 2])  # h=2 only at 16

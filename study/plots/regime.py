@@ -18,7 +18,8 @@ UNITS = {"vectors": "training vectors per client", "images": "training images pe
 def plot_regime(rows: list[dict[str, Any]], path: Path, kind: str = "vectors") -> None:
     """One heatmap per baseline (columns) and number of clients (rows of panels): colour is
     the mean-curve BD-rate (blue: personalized saves rate), each cell says the value ± its
-    spread over seeds and the range over clients, and the black line is the zero contour."""
+    spread over seeds and the range over clients, and the black line is the zero contour,
+    drawn only between cells that have a value."""
     anchors = list(dict.fromkeys(r["anchor"] for r in rows))
     counts = sorted({int(r["num_clients"]) for r in rows})
     fig, axes = plt.subplots(
@@ -46,8 +47,15 @@ def plot_regime(rows: list[dict[str, Any]], path: Path, kind: str = "vectors") -
                 aspect="auto",
             )
             if min(values.shape) >= 2 and np.isfinite(values).sum() >= 4:
-                filled = np.where(np.isfinite(values), values, 0.0)
-                ax.contour(filled, levels=[0.0], colors="k", linewidths=1.5)
+                # masked, not filled: cells not run (or without a value) draw no line, and
+                # neither does a square of cells missing one corner (corner_mask off)
+                ax.contour(
+                    np.ma.masked_invalid(values),
+                    levels=[0.0],
+                    colors="k",
+                    linewidths=1.5,
+                    corner_mask=False,
+                )
             for y, line in enumerate(grid):
                 for x, cell in enumerate(line):
                     if cell is not None:
