@@ -15,7 +15,13 @@ import time
 
 import psutil
 
-MAIN_JOB = ["fedntc-simulate", "-m", "strategy=personalized,fedavg,local"]
+MAIN_JOB = [  # the README's quick start
+    "fedntc-simulate",
+    "-m",
+    "strategy=personalized,fedavg,local",
+    "model=base",
+    "train=finetune",
+]
 
 
 def tree_rss(root: psutil.Process) -> int:
