@@ -247,8 +247,16 @@ def load_sources(sources: list[Path]) -> ReportRows:
             raise ValueError(f"{unit[0]} ({unit[1]}): {e}") from e
     names = setting_memberships(units)
     rows = ReportRows()
-    # a setting's config is that of a run that belongs to it alone (every key applies)
-    for unit, conf in sorted(parsed.items(), key=lambda item: len(names[item[0]])):
+
+    # a setting's config is that of a run that belongs to it alone and to which every key
+    # applies (personalized before local): a report folder's settings.json is all a later
+    # report knows of the setting, and a local config there would lose its refit key
+    def representative(item: tuple[tuple[Path, str], RunConfig]) -> tuple[int, int]:
+        unit, conf = item
+        ignored = sum(not applies(k, conf.strategy.method) for k in flatten(conf))
+        return len(names[unit]), ignored
+
+    for unit, conf in sorted(parsed.items(), key=representative):
         for name in names[unit]:
             rows.settings.setdefault(name, conf)
     owner: dict[tuple, Path] = {}

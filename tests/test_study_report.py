@@ -477,3 +477,36 @@ def test_the_zero_contour_skips_cells_that_were_not_run(tmp_path, monkeypatch):
     (values,) = drawn
     assert np.ma.count_masked(values) == 4 * 3 - len(cells)  # the cells not run
     assert values[3, 0] == 40.0 and np.ma.is_masked(values[3, 2])  # h=2 only at 16
+
+
+def test_a_kept_regime_report_regenerates_the_same_map(tmp_path):
+    """A map whose one cell is a refit ablation (personalized with refit 0 and 25, local
+    beside both) and whose other cells have refit 25 only: a report folder alone redraws
+    the same cells. Before, a cell whose settings.json config was local's lost the refit
+    key on regeneration, and the ablation cell fell out of the map."""
+    import dataclasses
+
+    from study.report import build_report
+
+    def conf_of(method, lmbda, size, refit):
+        conf = vector_conf(method, lmbda)
+        data = dataclasses.replace(conf.data, train_size=size)
+        strategy = dataclasses.replace(conf.strategy, refit_steps=refit)
+        return dataclasses.replace(conf, data=data, strategy=strategy)
+
+    for lmbda in (1e-4, 3e-4, 1e-3, 3e-3):
+        for refit in (0, 25):
+            root = tmp_path / "sweep" / f"n256-refit{refit}"
+            write_run(root, conf_of("personalized", lmbda, 256, refit), 0.9)
+        write_run(tmp_path / "sweep" / "n256", conf_of("local", lmbda, 256, 0), 1.0)
+        for size in (16, 64):
+            write_run(
+                tmp_path / "sweep" / f"n{size}", conf_of("personalized", lmbda, size, 25), 0.8
+            )
+            write_run(tmp_path / "sweep" / f"n{size}", conf_of("local", lmbda, size, 25), 1.0)
+    first = build_report([tmp_path / "sweep"], tmp_path / "kept")
+    again = build_report([tmp_path / "kept"], tmp_path / "again")
+    cells = {(r["map"], r["train_size"], r["anchor"]) for r in first.regime}
+    assert {size for _, size, _ in cells} == {16, 64, 256}
+    assert read_csv(again.out / "regime.csv") == read_csv(first.out / "regime.csv")
+    assert (again.out / "settings.json").read_text() == (first.out / "settings.json").read_text()
