@@ -1,6 +1,6 @@
 """A model file (a base model or a CompressAI state dict) against JPEG and WebP, per image set.
 
-    python benchmarks/base_vs_classic.py models/bmshj2018-factorized-N64-M96.pt \
+    python benchmarks/base_vs_classic.py models/bmshj2018-factorized-N64-M96-l0.0067.pt \
         --csv docs/data/base-vs-classic.csv
 
 Image sets: the bundled quick-start data (test images of its clients) and, when

@@ -144,7 +144,7 @@ def build_model(
 ) -> ClientModel:
     """The model with the server's shared weights and this client's newest personal state
     saved before ``before_round``."""
-    model = initial_model(setup.conf.model, seed=setup.conf.seed)
+    model = initial_model(setup.conf.model, seed=setup.conf.seed, lmbda=setup.conf.train.lmbda)
     split = KeySplit.from_keys(model.state_dict(), setup.conf.strategy.shared_prefixes)
     shared = msg.content["arrays"].to_torch_state_dict()
     split.check_shared_keys(shared, origin="the server's message")

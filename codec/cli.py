@@ -6,7 +6,7 @@ Also ``evaluate`` (rate and quality per image) and ``adapt`` (onboard a new clie
     fedntc-codec decompress --run RUN --client 0 out/ -o decoded/
     fedntc-codec evaluate   --run RUN --client 0 images/ --csv results.csv
     fedntc-codec adapt      --run RUN --images new-client/train --state-out new/personal.pt
-    fedntc-codec compress   --checkpoint models/bmshj2018-factorized-N64-M96.pt photo.png -o out/
+    fedntc-codec compress --checkpoint models/bmshj2018-factorized-N64-M96-l0.0067.pt a.png -o out/
 """
 
 from __future__ import annotations

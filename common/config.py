@@ -40,7 +40,8 @@ class ModelConfig:
     ``input_dim`` is the data dimension of the vector model (``fedntc-vector``); image
     models ignore it. ``init`` is the starting point (:mod:`common.init`): ``scratch``,
     ``zoo`` (CompressAI's pretrained model at ``quality``; N and M follow the quality),
-    ``base`` (the shipped base model) or a file path.
+    ``base`` (the shipped base model trained at the λ nearest ``train.lmbda``, from
+    ``base_dir``, default this checkout's ``models/`` or ``$FEDNTC_MODELS``) or a file path.
     """
 
     name: str = "bmshj2018-factorized"
@@ -49,6 +50,7 @@ class ModelConfig:
     input_dim: int = 2
     init: str = "scratch"
     quality: int = 3
+    base_dir: str = ""
 
 
 @dataclass

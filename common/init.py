@@ -4,7 +4,8 @@
 * ``zoo``: CompressAI's pretrained ``model.name`` at ``model.quality`` through CompressAI's
   own loader, which caches in torch hub's folder (``$TORCH_HOME/hub/checkpoints``); N and M
   follow the quality. Offline without the cached file, it fails naming file and folder.
-* ``base``: the project's shipped base model for ``model.name``/N/M (``models/``).
+* ``base``: the project's shipped base model for ``model.name``/N/M (``models/``) trained
+  at the λ nearest (in log scale) to the run's ``train.lmbda``.
 * a path: a base model file, a plain CompressAI state dict (``.pth.tar`` with or without a
   ``state_dict`` key), or a file written by ``fedntc-codec export`` (a run's global
   transforms with one client's entropy model).
@@ -15,7 +16,9 @@ from the same ``model.init``; a resumed run overwrites them with its saved state
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import urllib.error
 from pathlib import Path
 from typing import Any
@@ -54,16 +57,35 @@ def zoo_state_dict(name: str, quality: int) -> dict[str, torch.Tensor]:
     return model.state_dict()
 
 
-def base_path(conf: ModelConfig) -> Path:
-    """The shipped base model file for ``conf`` (``models/<name>-N<N>-M<M>.pt``)."""
-    path = MODELS_DIR / f"{conf.name}-N{conf.N}-M{conf.M}.pt"
-    if not path.exists():
-        shipped = sorted(p.name for p in MODELS_DIR.glob("*.pt"))
+def models_dir(conf: ModelConfig) -> Path:
+    """Where the shipped bases are: ``model.base_dir``, or this machine's :data:`MODELS_DIR`."""
+    return Path(conf.base_dir).expanduser() if conf.base_dir else MODELS_DIR
+
+
+def shipped_bases(conf: ModelConfig) -> dict[float, Path]:
+    """The shipped base files of ``conf``'s name, N and M (``<name>-N<N>-M<M>-l<λ>.pt``),
+    by the λ they were trained at."""
+    pattern = re.compile(rf"{re.escape(conf.name)}-N{conf.N}-M{conf.M}-l([0-9.eE+-]+)\.pt")
+    found = {}
+    for path in models_dir(conf).glob("*.pt"):
+        match = pattern.fullmatch(path.name)
+        if match:
+            found[float(match.group(1))] = path
+    return found
+
+
+def base_path(conf: ModelConfig, lmbda: float) -> Path:
+    """The shipped base model for ``conf`` whose λ is nearest ``lmbda`` (in log scale)."""
+    bases = shipped_bases(conf)
+    if not bases:
+        folder = models_dir(conf)
+        shipped = sorted(p.name for p in folder.glob("*.pt"))
         raise ConfigError(
-            f"model.init=base: no shipped base model {path.name} in {MODELS_DIR}; shipped: "
-            f"{shipped} (set model.name/N/M to one of them)"
+            f"model.init=base: no shipped base model {conf.name}-N{conf.N}-M{conf.M}-l<λ>.pt "
+            f"in {folder}; shipped: {shipped} (set model.name/N/M to one of them)"
         )
-    return path
+    nearest = min(bases, key=lambda trained: abs(math.log(trained / lmbda)))
+    return bases[nearest]
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -98,15 +120,23 @@ def load_into(model: CompressionModel, state: dict[str, torch.Tensor], origin: s
     model.load_state_dict(state)
 
 
-def initial_model(conf: ModelConfig, seed: int | None = None) -> CompressionModel:
-    """The model a run starts from (see the module docstring)."""
+def initial_model(
+    conf: ModelConfig, seed: int | None = None, lmbda: float | None = None
+) -> CompressionModel:
+    """The model a run starts from (see the module docstring); ``lmbda``, the run's
+    ``train.lmbda``, picks the shipped base for ``init=base``."""
     model = create_model(conf, seed=seed)
     if conf.init == "scratch":
         return model
     if conf.init == "zoo":
         state, origin = zoo_state_dict(conf.name, conf.quality), f"zoo {conf.name} q{conf.quality}"
     else:
-        path = base_path(conf) if conf.init == "base" else Path(conf.init).expanduser()
+        if conf.init == "base":
+            if lmbda is None:
+                raise ValueError("model.init=base needs the run's λ to pick a shipped base")
+            path = base_path(conf, lmbda)
+        else:
+            path = Path(conf.init).expanduser()
         state, origin = read_state_dict(path), str(path)
     load_into(model, state, origin)
     return model

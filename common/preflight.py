@@ -11,7 +11,7 @@ from .split import KeySplit
 
 def preflight(conf: RunConfig, check_data: bool = True) -> KeySplit:
     """Raise a clear error now rather than inside a client process later."""
-    model = initial_model(conf.model, seed=conf.seed)
+    model = initial_model(conf.model, seed=conf.seed, lmbda=conf.train.lmbda)
     split = KeySplit.from_keys(model.state_dict(), conf.strategy.shared_prefixes)
     if conf.data.source == "hf" and not conf.data.hf_dataset:
         raise ValueError("data.source=hf needs 'data.hf_dataset' (a dataset name or 'imagefolder')")

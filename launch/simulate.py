@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from common.config import ConfigError, RunConfig, flatten, from_mapping
-from common.init import base_path
+from common.init import base_path, models_dir
 from common.preflight import preflight
 from launch.app_bundle import APP_DIR, staged_app
 from launch.ray_cluster import resolve_ray_address
@@ -99,7 +99,14 @@ def split_all(
     return (remote_paths(conf) if remote else absolute_paths(conf)), simulation, deployment
 
 
-PATH_KEYS = ("output_dir", "state_dir", "data.root", "data.hf_data_dir", "model.init")
+PATH_KEYS = (
+    "output_dir",
+    "state_dir",
+    "data.root",
+    "data.hf_data_dir",
+    "model.init",
+    "model.base_dir",
+)
 
 
 def remote_paths(conf: RunConfig) -> RunConfig:
@@ -120,9 +127,10 @@ def remote_paths(conf: RunConfig) -> RunConfig:
 
 
 def absolute_paths(conf: RunConfig) -> RunConfig:
-    """Resolve relative paths against this directory and ``model.init=base`` to the shipped
-    file: the ServerApp and ClientApps run in other processes with other working
-    directories, from an app bundle that holds no weights."""
+    """Resolve relative paths against this directory, and ``model.base_dir`` (for
+    ``model.init=base``) to this checkout's shipped models: the ServerApp and ClientApps run
+    in other processes with other working directories, from an app bundle that holds no
+    weights. ``model.init=base`` itself stays, so runs at several λ form one setting."""
 
     def resolve(path: str) -> str:
         return str(Path(path).expanduser().resolve()) if path else path
@@ -131,9 +139,10 @@ def absolute_paths(conf: RunConfig) -> RunConfig:
     conf.state_dir = resolve(conf.state_dir)
     conf.data.root = resolve(conf.data.root)
     conf.data.hf_data_dir = resolve(conf.data.hf_data_dir)
-    # Flower's app bundle carries no weight files: name the starting point by its full path.
+    # Flower's app bundle carries no weight files: name their folder by its full path.
     if conf.model.init == "base":
-        conf.model.init = str(base_path(conf.model))
+        conf.model.base_dir = resolve(conf.model.base_dir) or str(models_dir(conf.model))
+        log.info("model.init=base: %s", base_path(conf.model, conf.train.lmbda))
     elif conf.model.init not in ("scratch", "zoo"):
         conf.model.init = resolve(conf.model.init)
     return conf

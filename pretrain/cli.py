@@ -1,7 +1,7 @@
 """Hydra entry ``fedntc-pretrain``: train the base model centrally on an image folder.
 
     fedntc-pretrain                                    # conf/pretrain.yaml: N=64/M=96, λ=0.0067
-    fedntc-pretrain steps=40000 export_to=models/bmshj2018-factorized-N64-M96.pt  # extend, ship
+    fedntc-pretrain steps=40000 export_to=models/bmshj2018-factorized-N64-M96-l0.0067.pt
 
 The real entry, :func:`run`, takes a composed config so tests call it with ``hydra.compose``.
 """

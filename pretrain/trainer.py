@@ -83,7 +83,7 @@ def pretrain(conf: PretrainConfig, progress: bool = True) -> dict[str, Any]:
     check_folder(out_dir, conf)
     device = resolve_device(conf.train.device)
     torch.manual_seed(conf.seed)  # the quantisation noise; a resumed run restores its state
-    model = initial_model(conf.model, seed=conf.seed)
+    model = initial_model(conf.model, seed=conf.seed, lmbda=conf.train.lmbda)
     train_conf = TrainConfig(lr=conf.train.lr, aux_lr=conf.train.aux_lr)
     optimizers = make_optimizers(model, train_conf)
     saved = _load(out_dir, model, optimizers, conf)

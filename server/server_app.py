@@ -34,7 +34,7 @@ def main(grid: Grid, context: Context) -> None:
     """Run ``num_rounds`` of train + coded evaluation, writing results to the run dir."""
     started = time.perf_counter()
     conf = from_run_config(context.run_config)
-    model = initial_model(conf.model, seed=conf.seed)
+    model = initial_model(conf.model, seed=conf.seed, lmbda=conf.train.lmbda)
     split = KeySplit.from_keys(model.state_dict(), conf.strategy.shared_prefixes)
     if conf.resume:  # before config.json is rewritten: refuse a run of another config
         previous_run(conf, RunFolder.of(conf, context.run_id).path)

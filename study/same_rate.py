@@ -19,7 +19,7 @@ import torch
 from common.config import RunConfig, from_run_config
 from common.data import load_client_data
 from common.evaluate import evaluate_coded
-from common.init import initial_model
+from common.init import base_path, initial_model
 from study.classic import CODECS, QUALITIES, classic_point
 
 
@@ -29,6 +29,13 @@ def test_images(conf: RunConfig) -> list[torch.Tensor]:
     for client in range(conf.data.num_clients):
         images += load_client_data(conf.data, client, conf.seed).test
     return images
+
+
+def start_label(conf: RunConfig, lmbda: float) -> str:
+    """The file name of a run's starting point (``model.init``) at ``lmbda``."""
+    if conf.model.init == "base":
+        return base_path(conf.model, lmbda).name
+    return Path(conf.model.init).name if "/" in conf.model.init else conf.model.init
 
 
 def classic_at_rate(images: list[torch.Tensor], codec: str, bpp: float) -> dict[str, float]:
@@ -55,9 +62,12 @@ def same_rate_rows(runs: list[Path]) -> list[dict[str, Any]]:
     images = test_images(conf)
     rows = []
     if conf.model.init != "scratch":
-        start = evaluate_coded(initial_model(conf.model, seed=conf.seed), images)
-        label = Path(conf.model.init).name if "/" in conf.model.init else conf.model.init
-        rows.append({"method": f"start ({label})", "lmbda": math.nan, **start})
+        lmbdas = sorted({json.loads((r / "summary.json").read_text())["lmbda"] for r in runs})
+        starts = {start_label(conf, lmbda): lmbda for lmbda in lmbdas}  # one row per file
+        for label, lmbda in starts.items():
+            model = initial_model(conf.model, seed=conf.seed, lmbda=lmbda)
+            start = evaluate_coded(model, images)
+            rows.append({"method": f"start ({label})", "lmbda": math.nan, **start})
     for run in runs:
         summary = json.loads((run / "summary.json").read_text())
         rows.append({"method": summary["method"], "lmbda": summary["lmbda"], **summary["mean"]})

@@ -87,3 +87,23 @@ def test_file_of_another_size_fails_naming_the_keys(tmp_path):
 def test_missing_init_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="nothing.pt"):
         initial_model(dataclasses.replace(ModelConfig(), init=str(tmp_path / "nothing.pt")))
+
+
+def test_base_is_the_shipped_model_nearest_the_runs_lambda(tmp_path, monkeypatch):
+    import common.init
+
+    monkeypatch.setattr(common.init, "MODELS_DIR", tmp_path)
+    conf = ModelConfig(N=8, M=12, init="base")
+    trained = {}
+    for seed, lmbda in enumerate((0.001, 0.01)):
+        path = base_file(tmp_path, conf, seed=seed)
+        trained[lmbda] = path.rename(tmp_path / f"bmshj2018-factorized-N8-M12-l{lmbda}.pt")
+    base_file(tmp_path, ModelConfig(N=8, M=16), seed=5).rename(
+        tmp_path / "bmshj2018-factorized-N8-M16-l0.002.pt"  # another size: never picked
+    )
+    for lmbda, expected in ((0.0005, 0.001), (0.002, 0.001), (0.005, 0.01), (0.1, 0.01)):
+        model = initial_model(conf, seed=0, lmbda=lmbda)
+        saved = torch.load(trained[expected], weights_only=True)["state_dict"]
+        assert torch.equal(model.state_dict()["g_a.0.weight"], saved["g_a.0.weight"].float())
+    with pytest.raises(ConfigError, match=r"no shipped base model bmshj2018-factorized-N8-M20"):
+        initial_model(ModelConfig(N=8, M=20, init="base"), lmbda=0.001)

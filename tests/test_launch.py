@@ -6,6 +6,7 @@ import socket
 import time
 import tomllib
 import zipfile
+from pathlib import Path
 
 import pytest
 from flwr.cli.build import build_fab_from_disk
@@ -31,9 +32,11 @@ def test_a_deployed_run_refuses_relative_paths_but_a_simulation_resolves_them(tm
         split_all(cfg, remote=True)
     local, _, _ = split_all(cfg)
     assert local.output_dir.endswith("/runs/exp1") and local.output_dir.startswith("/")
-    assert local.model.init.endswith(".pt")  # the shipped file, found on this machine
+    assert local.model.init == "base"  # runs at several λ stay one setting
+    assert (Path(local.model.base_dir) / "bmshj2018-factorized-N64-M96-l0.0067.pt").exists()
     remote, _, _ = split_all(composed(["output_dir=/srv/runs/exp1", "model=base"]), remote=True)
     assert remote.output_dir == "/srv/runs/exp1" and remote.model.init == "base"
+    assert remote.model.base_dir == ""  # each machine finds its own shipped models
 
 
 def test_connection_file_is_valid_toml_for_any_path(tmp_path):

@@ -40,3 +40,9 @@ def test_shipped_base_codes_an_image_and_back(path):
     assert 0.05 < result.real_bpp < 2.0
     decoded = theirs.clamp(0, 1).mul(255).round().div(255)  # the 8-bit image a file decodes to
     assert result.psnr > 24 and psnr(x, decoded) == pytest.approx(result.psnr, abs=1e-3)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_base_is_named_by_its_size_and_lambda(path):
+    meta = load_tensors(path)["meta"]
+    assert path.name == f"{meta['name']}-N{meta['N']}-M{meta['M']}-l{meta['lmbda']}.pt"
