@@ -1,4 +1,5 @@
-"""What the learned codecs are compared with: JPEG/WebP on the same test images and, for the
+"""What the learned codecs are compared with: JPEG/WebP on the same test images, the shipped
+base model a run fine-tuned (``model.init=base``) before any federated training and, for the
 vector source, each client's Shannon lower bound."""
 
 from __future__ import annotations
@@ -7,7 +8,12 @@ from typing import Any
 
 from common.config import RunConfig
 from common.data import load_client_data, vectors
+from common.evaluate import evaluate_coded
+from common.init import base_path, initial_model
 from study.classic import classic_curves
+from study.sources import METRICS
+
+START = "base"  # the method name of the starting point's rows in results.csv
 
 
 def classic_rows(conf: RunConfig, clients: list[str]) -> list[dict[str, Any]]:
@@ -43,4 +49,32 @@ def bound_rows(
             quality = low + (high - low) * i / 40
             rate = vectors.shannon_lower_bound(entropy, data.latent_dim, 10 ** (-quality / 10))
             rows.append({"client": client, "psnr": quality, "rate": rate})
+    return rows
+
+
+def start_rows(
+    setting: str, conf: RunConfig, results: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The shipped base each (λ, seed) of a ``model.init=base`` setting started from, coded on
+    each client's test images (and their pixel-weighted mean), as result rows of method
+    :data:`START`; only for the (λ, seed) pairs that have no such rows yet (a merged report
+    keeps its own)."""
+    if conf.model.init != "base":
+        return []
+    done = {(r["lmbda"], r["seed"]) for r in results if r["method"] == START}
+    wanted = sorted({(r["lmbda"], r["seed"]) for r in results} - done)
+    clients = sorted({r["client"] for r in results if r["client"] != "mean"}, key=int)
+    rows: list[dict[str, Any]] = []
+    coded: dict[tuple, dict[str, dict[str, float]]] = {}  # (base file, seed) -> client -> metrics
+    for lmbda, seed in wanted:
+        key = (base_path(conf.model, lmbda), seed)
+        if key not in coded:
+            model = initial_model(conf.model, seed=seed, lmbda=lmbda)
+            test = {c: load_client_data(conf.data, int(c), seed).test for c in clients}
+            coded[key] = {c: evaluate_coded(model, images) for c, images in test.items()}
+            coded[key]["mean"] = evaluate_coded(model, [im for v in test.values() for im in v])
+        for client, metrics in coded[key].items():
+            point = {"setting": setting, "method": START, "lmbda": lmbda, "seed": seed}
+            measured = {k: metrics[k] for k in METRICS}
+            rows.append({**point, "rounds": 0, "run": key[0].name, "client": client, **measured})
     return rows

@@ -12,11 +12,11 @@ from typing import Any
 
 import bjontegaard
 
-METHODS = ("personalized", "fedavg", "local", "fedavg_refit")
+METHODS = ("personalized", "fedavg", "local", "fedavg_refit", "base")
 # What personalized is compared against: always local and fedavg, and fedavg + refit
-# (personalizing after training) when a sweep has it.
+# (personalizing after training) and the shipped base it started from when a sweep has them.
 BASELINES = ("local", "fedavg")
-OPTIONAL_BASELINES = ("fedavg_refit",)
+OPTIONAL_BASELINES = ("fedavg_refit", "base")
 
 
 def baselines(rows: list[dict[str, Any]]) -> tuple[str, ...]:
@@ -148,4 +148,43 @@ def format_bd(table: list[dict[str, Any]]) -> str:
                 f"{std if math.isfinite(std) else float('nan'):6.2f} "
                 f"{row['seeds_compared']}/{row.get('seeds_total', row['seeds_compared'])}"
             )
+    return "\n".join(lines)
+
+
+def classic_bd_table(
+    rows: list[dict[str, Any]], classic: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """BD-rate of each method's curve (mean over seeds) against JPEG's and WebP's on the same
+    test images, per client (``classic`` holds the codecs' points per client)."""
+    table = []
+    clients = sorted({r["client"] for r in rows}, key=lambda c: (c == "mean", c))
+    for method in (m for m in METHODS if any(r["method"] == m for r in rows)):
+        for client in clients:
+            test = curve(rows, method, client)[:2]
+            row: dict[str, Any] = {"method": method, "client": client}
+            for codec in ("JPEG", "WebP"):
+                points = sorted(
+                    (r["real_bpp"], r["psnr"])
+                    for r in classic
+                    if r["client"] == client and r["method"] == codec
+                )
+                anchor = ([p[0] for p in points], [p[1] for p in points])
+                row[f"vs_{codec}"], row[f"status_vs_{codec}"] = bd_rate(anchor, test)
+            table.append(row)
+    return table
+
+
+def format_classic_bd(table: list[dict[str, Any]]) -> str:
+    """The mean client's BD-rate against JPEG and WebP per method (settings that have one)."""
+    mean = [r for r in table if r["client"] == "mean" and r["status_vs_JPEG"] != "too few points"]
+    if not mean:
+        return ""
+    lines = [f"{'BD-rate of the mean client vs':>30} {'JPEG %':>8} {'WebP %':>8}"]
+    for r in mean:
+        values = [
+            f"{r[f'vs_{c}']:8.1f}" if math.isfinite(r[f"vs_{c}"]) else r[f"status_vs_{c}"]
+            for c in ("JPEG", "WebP")
+        ]
+        label = f"{r['method']} ({r['setting']})" if r.get("setting") else r["method"]
+        lines.append(f"{label:>30} {values[0]:>8} {values[1]:>8}")
     return "\n".join(lines)

@@ -5,16 +5,19 @@
 Reads every run (``config.json``, ``summary.json``, ``rounds.csv``) under each sweep folder,
 or the CSVs of an earlier report folder (so a report regenerates, and seeds trained apart
 merge, without the run directories), and writes, without retraining: ``results.csv`` (per
-run and client, plus the pixel-weighted mean as client ``mean``), ``training.csv`` (train
-loss and lr per run and round), ``settings.json`` (each setting's config), ``classic.csv``
-(JPEG/WebP on the same test images, image data only), ``bound.csv`` (each client's Shannon
-lower bound, vector source only), ``rd.png`` (one panel per client plus the mean; mean over
-seeds with their spread), ``training.png`` (train loss per round), ``bd_rate.csv``
-(Bjøntegaard delta rate, PSNR based, of ``personalized`` against ``local`` and ``fedavg``,
-per client and seed, and over seeds), ``convergence.csv`` (flat losses per run, rate and
-PSNR rising with λ per curve; see ``study.convergence``) and ``lagrangian.csv`` /
-``lagrangian_summary.csv`` (test-set R + λ·D of personalized vs each baseline at the same
-λ, which still reads curves too flat for a BD-rate; see ``study.lagrangian``).
+run and client, plus the pixel-weighted mean as client ``mean``; for ``model.init=base``
+also method ``base``: the shipped base each λ started from, before any training),
+``training.csv`` (train loss and lr per run and round), ``settings.json`` (each setting's
+config), ``classic.csv`` (JPEG/WebP on the same test images, image data only), ``bound.csv``
+(each client's Shannon lower bound, vector source only), ``rd.png`` (one panel per client
+plus the mean; mean over seeds with their spread), ``training.png`` (train loss per round),
+``bd_rate.csv`` (Bjøntegaard delta rate, PSNR based, of ``personalized`` against ``local``
+and ``fedavg``, per client and seed, and over seeds), ``bd_rate_classic.csv`` (each method's
+curve, mean over seeds, against JPEG's and WebP's on the same images), ``convergence.csv``
+(flat losses per run, rate and PSNR rising with λ per curve; see ``study.convergence``) and
+``lagrangian.csv`` / ``lagrangian_summary.csv`` (test-set R + λ·D of personalized vs each
+baseline at the same λ, which still reads curves too flat for a BD-rate; see
+``study.lagrangian``).
 
 Runs whose configs differ in more than method, λ and seed (a sweep over
 ``data.heterogeneity`` or ``data.num_clients``, say) form separate settings: each gets its
@@ -30,8 +33,8 @@ from typing import Any, NamedTuple
 
 from common.checkpoint import atomic_write_csv, atomic_write_text
 from common.data import client_name
-from study.baselines import bound_rows, classic_rows
-from study.bd_rate import bd_table, format_bd
+from study.baselines import bound_rows, classic_rows, start_rows
+from study.bd_rate import bd_table, classic_bd_table, format_bd, format_classic_bd
 from study.convergence import convergence_rows, format_convergence
 from study.lagrangian import format_lagrangian, lagrangian_rows, lagrangian_summary
 from study.plots.gain import plot_gain
@@ -50,6 +53,7 @@ class Report(NamedTuple):
     convergence: list[dict[str, Any]]
     matched: list[dict[str, Any]]  # matched-λ summary (study.lagrangian)
     regime: list[dict[str, Any]]  # the regime map (study.regime), empty if not a map
+    versus_classic: list[dict[str, Any]]  # each method vs JPEG/WebP (study.bd_rate)
 
 
 def build_report(
@@ -81,11 +85,13 @@ def build_report(
             raise ValueError(f"no finished runs with λ in {sorted(keep)} in {sources}")
     kept = {r["setting"] for r in results}
     settings = {name: conf for name, conf in rows_in.settings.items() if name in kept}
+    for name, conf in sorted(settings.items()):
+        results = results + start_rows(name, conf, [r for r in results if r["setting"] == name])
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_csv(results, out_dir / "results.csv")
     atomic_write_csv(training, out_dir / "training.csv")
     atomic_write_text(settings_json(settings), out_dir / "settings.json")
-    table, classic_all, bounds_all = [], [], []
+    table, classic_all, bounds_all, versus_classic = [], [], [], []
     for name, conf in sorted(settings.items()):
         rows = [r for r in results if r["setting"] == name]
         clients = sorted({r["client"] for r in rows if r["client"] != "mean"}, key=int)
@@ -97,6 +103,7 @@ def build_report(
         classic_all += classic
         bounds_all += [{"setting": name, **r} for r in bounds]
         table += [{"setting": name, **r} for r in bd_table(rows)]
+        versus_classic += [{"setting": name, **r} for r in classic_bd_table(rows, classic)]
         # a setting may name a path (data.root=/a/b): one folder level, not several
         folder = out_dir if len(settings) == 1 else out_dir / name.replace("/", "_")
         folder.mkdir(exist_ok=True)
@@ -111,6 +118,8 @@ def build_report(
     if bounds_all:
         atomic_write_csv(bounds_all, out_dir / "bound.csv")
     atomic_write_csv(table, out_dir / "bd_rate.csv")
+    if versus_classic:
+        atomic_write_csv(versus_classic, out_dir / "bd_rate_classic.csv")
     convergence = convergence_rows(results, training)
     atomic_write_csv(convergence, out_dir / "convergence.csv")
     points = lagrangian_rows(results)
@@ -128,7 +137,7 @@ def build_report(
         for name in maps:
             file = "regime.png" if len(maps) == 1 else f"regime-{name.replace('/', '_')}.png"
             plot_regime([r for r in regime if r["map"] == name], out_dir / file, kind)
-    return Report(out_dir, table, convergence, matched, regime)
+    return Report(out_dir, table, convergence, matched, regime, versus_classic)
 
 
 def format_report(report: Report) -> str:
@@ -136,6 +145,7 @@ def format_report(report: Report) -> str:
     convergence checks."""
     parts = (
         format_bd(report.table),
+        format_classic_bd(report.versus_classic),
         format_lagrangian(report.matched),
         format_regime(report.regime),
         format_convergence(report.convergence),

@@ -103,7 +103,7 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
                     strategy=StrategyConfig(method=method, shared_prefixes=prefixes, min_clients=2),
                 )
                 write_run(tmp_path / "sweep", conf, scale if method == "personalized" else 1.0)
-    out, table, convergence, _, _ = build_report([tmp_path / "sweep"])
+    out, table, convergence, _, _, _ = build_report([tmp_path / "sweep"])
     settings = {"data.heterogeneity=0.0": 0.0, "data.heterogeneity=2.0": -20.0}
     for name, expected in settings.items():
         assert (out / name / "rd.png").stat().st_size > 0
@@ -124,7 +124,7 @@ def test_report_splits_settings_and_plots_the_gain(tmp_path):
     assert {r["status"] for r in convergence if r["check"] == "loss"} == {"too few rounds"}
     assert all(r["ok"] for r in convergence if r["check"] == "monotone")
     # a report over a subset of λ leaves the other runs out of every table
-    out, table, _, _, _ = build_report(
+    out, table, _, _, _, _ = build_report(
         [tmp_path / "sweep"], tmp_path / "subset", [1e-4, 3e-4, 1e-3]
     )
     kept = {float(r["lmbda"]) for r in csv.DictReader((out / "results.csv").open())}
@@ -245,15 +245,15 @@ def test_report_regenerates_from_its_csvs_and_merges_seeds_trained_apart(tmp_pat
 
     from study.report import build_report
 
-    kept, _, _, _, _ = build_report([write_sweep(tmp_path / "seed0", 0.9, 0)], tmp_path / "kept")
+    kept, _, _, _, _, _ = build_report([write_sweep(tmp_path / "seed0", 0.9, 0)], tmp_path / "kept")
     shutil.rmtree(tmp_path / "seed0")  # the report folder alone is enough from here on
-    again, _, _, _, _ = build_report([kept], tmp_path / "again")
+    again, _, _, _, _, _ = build_report([kept], tmp_path / "again")
     for name in ("results.csv", "training.csv", "bd_rate.csv", "convergence.csv", "bound.csv"):
         assert read_csv(again / name) == read_csv(kept / name), name
     assert (again / "settings.json").read_text() == (kept / "settings.json").read_text()
 
     seed1 = write_sweep(tmp_path / "seed1", 0.8, 1)  # same run folder names as seed 0
-    merged, table, convergence, _, _ = build_report([kept, seed1, seed1], tmp_path / "merged")
+    merged, table, convergence, _, _, _ = build_report([kept, seed1, seed1], tmp_path / "merged")
     overall = next(
         r for r in table if r["anchor"] == "fedavg" and r["client"] == "mean" and r["seed"] == "all"
     )
@@ -278,8 +278,8 @@ def test_merging_renames_settings_and_reuses_classic_codec_rows(tmp_path):
 
     from study.report import build_report
 
-    kept, _, _, _, _ = build_report([write_sweep(tmp_path / "h1", 0.9)], tmp_path / "kept")
-    out, table, _, _, _ = build_report(
+    kept, _, _, _, _, _ = build_report([write_sweep(tmp_path / "h1", 0.9)], tmp_path / "kept")
+    out, table, _, _, _, _ = build_report(
         [kept, write_sweep(tmp_path / "h2", 0.8, 0, 2.0)], tmp_path / "r"
     )
     names = {"data.heterogeneity=1.0", "data.heterogeneity=2.0"}
@@ -295,7 +295,7 @@ def test_merging_renames_settings_and_reuses_classic_codec_rows(tmp_path):
         f"all,{c},JPEG,{q},{0.1 * q},{20.5 + q},0.9\n" for c in ("0", "1", "mean") for q in (1, 2)
     )
     (kept / "classic.csv").write_text(classic)
-    out, _, _, _, _ = build_report([kept], tmp_path / "images")
+    out, _, _, _, _, _ = build_report([kept], tmp_path / "images")
     assert (out / "classic.csv").read_text() == classic
     assert (out / "rd.png").stat().st_size > 0
 
@@ -303,7 +303,7 @@ def test_merging_renames_settings_and_reuses_classic_codec_rows(tmp_path):
 def test_report_sources_that_cannot_be_read_say_why(tmp_path):
     from study.report import build_report, main
 
-    kept, _, _, _, _ = build_report([write_sweep(tmp_path / "s", 0.9)], tmp_path / "kept")
+    kept, _, _, _, _, _ = build_report([write_sweep(tmp_path / "s", 0.9)], tmp_path / "kept")
     (kept / "training.csv").unlink()  # a report written before reports kept it
     with pytest.raises(ValueError, match="without training.csv.*regenerate"):
         build_report([kept], tmp_path / "x")
@@ -392,7 +392,7 @@ def test_a_protocol_sweep_compares_every_variant_against_the_same_baselines(tmp_
         conf = vector_conf("fedavg", lmbda)
         strategy = dataclasses.replace(conf.strategy, method="fedavg_refit", refit_steps=25)
         write_run(sweep / "fedavg_refit", dataclasses.replace(conf, strategy=strategy), 1.25)
-    out, table, _, _, _ = build_report([sweep])
+    out, table, _, _, _, _ = build_report([sweep])
     mean = {
         (r["setting"], r["anchor"]): r["bd_rate_percent"]
         for r in table
@@ -408,7 +408,7 @@ def test_a_protocol_sweep_compares_every_variant_against_the_same_baselines(tmp_
     assert mean["strategy.refit_steps=0", "local"] == pytest.approx(0.0, abs=0.05)
     assert mean["strategy.refit_steps=25", "local"] == pytest.approx(-20.0, abs=0.05)
     assert mean["strategy.refit_steps=25", "fedavg_refit"] == pytest.approx(-36.0, abs=0.05)
-    again, table_again, _, _, _ = build_report([out], tmp_path / "again")
+    again, table_again, _, _, _, _ = build_report([out], tmp_path / "again")
     assert sorted(map(str, table_again)) == sorted(map(str, table))
 
 
@@ -510,3 +510,49 @@ def test_a_kept_regime_report_regenerates_the_same_map(tmp_path):
     assert {size for _, size, _ in cells} == {16, 64, 256}
     assert read_csv(again.out / "regime.csv") == read_csv(first.out / "regime.csv")
     assert (again.out / "settings.json").read_text() == (first.out / "settings.json").read_text()
+
+
+def test_a_sweep_from_the_base_reports_the_base_alone_and_each_method_vs_jpeg_webp(tmp_path):
+    """model.init=base: the report codes the shipped base each λ started from on every
+    client's test images (method ``base``, an anchor of the BD-rate table), compares every
+    method with JPEG and WebP, and a kept report redraws it all without the weights."""
+    import dataclasses
+    import shutil
+
+    from common.config import DataConfig, ModelConfig
+    from common.evaluate import evaluate_coded
+    from common.init import initial_model, save_base
+    from common.model import create_model
+    from study.report import build_report
+
+    models = tmp_path / "models"
+    models.mkdir()
+    size = ModelConfig(N=8, M=12)
+    for seed, lmbda in enumerate((1e-4, 1e-3)):
+        meta = {"name": size.name, "N": 8, "M": 12, "lmbda": lmbda}
+        dest = models / f"bmshj2018-factorized-N8-M12-l{lmbda}.pt"
+        save_base(create_model(size, seed=seed).state_dict(), meta, dest)
+    model = dataclasses.replace(size, init="base", base_dir=str(models))
+    data = DataConfig(source="bundled", num_clients=2, max_side=48)
+    for method in ("personalized", "fedavg", "local"):
+        for lmbda in (1e-4, 3e-4, 1e-3, 3e-3):
+            conf = dataclasses.replace(vector_conf(method, lmbda), model=model, data=data)
+            write_run(tmp_path / "sweep", conf, 0.9 if method == "personalized" else 1.0)
+    report = build_report([tmp_path / "sweep"], tmp_path / "kept")
+    base = [r for r in read_csv(report.out / "results.csv") if r["method"] == "base"]
+    assert len(base) == 4 * 3  # 4 λ x (2 clients + mean)
+    from common.data import load_client_data
+
+    images = load_client_data(data, 0, 0).test
+    expected = evaluate_coded(initial_model(model, seed=0, lmbda=1e-4), images)
+    for lmbda in ("0.0001", "0.0003"):  # 3e-4 is nearer 1e-4 than 1e-3 (log scale)
+        row = next(r for r in base if r["lmbda"] == lmbda and r["client"] == "0")
+        assert float(row["psnr"]) == pytest.approx(expected["psnr"])
+        assert row["run"] == "bmshj2018-factorized-N8-M12-l0.0001.pt"
+    assert {r["anchor"] for r in report.table} == {"local", "fedavg", "base"}
+    versus = read_csv(report.out / "bd_rate_classic.csv")
+    assert {r["method"] for r in versus} == {"personalized", "fedavg", "local", "base"}
+    assert {k for k in versus[0] if k.startswith("vs_")} == {"vs_JPEG", "vs_WebP"}
+    shutil.rmtree(models)  # the kept report needs neither weights nor a recomputation
+    again = build_report([report.out], tmp_path / "again")
+    assert read_csv(again.out / "results.csv") == read_csv(report.out / "results.csv")

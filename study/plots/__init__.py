@@ -14,6 +14,7 @@ COLORS = {
     "fedavg": "C1",
     "local": "C2",
     "fedavg_refit": "C3",
+    "base": "C4",
     "JPEG": "0.5",
     "WebP": "0.2",
 }
