@@ -32,6 +32,7 @@ from .model import create_model
 from .split import is_coding_table
 
 BASE_FORMAT = "fedntc-base-1"
+HALF_MIN_NUMEL = 1024  # smaller tensors of a base model file stay in fp32
 # Shipped base weights: the checkout's models/, or $FEDNTC_MODELS where the code runs from
 # Flower's app bundle (which carries code only), as in the Docker image.
 MODELS_DIR = Path(
@@ -102,8 +103,22 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k: v.float() if v.is_floating_point() else v for k, v in load_pretrained(saved).items()}
 
 
+def constant_buffers(model: CompressionModel) -> dict[str, torch.Tensor]:
+    """The buffers CompressAI sets from constructor arguments and never trains (likelihood
+    and scale lower bounds, GDN pedestals, the bottleneck's quantile targets): every buffer
+    but the coding tables. A file's copy is never better than the model's own: in fp16
+    (files written before :func:`save_base` kept them in fp32) the likelihood bound of 1e-9
+    and the pedestals underflow to 0, and a likelihood of exactly 0 makes the rate infinite."""
+    return {
+        name: value
+        for name, value in model.named_buffers()
+        if value.numel() and not is_coding_table(name)
+    }
+
+
 def load_into(model: CompressionModel, state: dict[str, torch.Tensor], origin: str) -> None:
-    """Load ``state`` (all keys, same shapes but coding tables); errors name the keys."""
+    """Load ``state`` (all keys, same shapes but coding tables; the model's own
+    :func:`constant_buffers`); errors name the keys."""
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = sorted(
@@ -117,7 +132,8 @@ def load_into(model: CompressionModel, state: dict[str, torch.Tensor], origin: s
             f"unexpected keys {unexpected[:6]}, other shapes {wrong[:6]} "
             "(check model.name, model.N and model.M)"
         )
-    model.load_state_dict(state)
+    constants = {k: v.clone() for k, v in constant_buffers(model).items()}
+    model.load_state_dict({**state, **constants})
 
 
 def initial_model(
@@ -163,11 +179,15 @@ def load_model_file(path: Path, name: str = "bmshj2018-factorized") -> Compressi
 
 
 def save_base(state: dict[str, torch.Tensor], meta: dict[str, Any], dest: Path) -> None:
-    """Write a base model file: weights in fp16 (loaded back as fp32: encoder and decoder
-    then hold the same fp32 values, so coding stays bit-exact), coding tables as they are,
-    plus ``meta`` (name, N, M, λ, steps)."""
+    """Write a base model file: weights (tensors of :data:`HALF_MIN_NUMEL` elements or more)
+    in fp16, loaded back as fp32, so encoder and decoder hold identical values and coding
+    stays bit-exact; small tensors (biases, bounds, quantiles) in fp32, where they cost
+    nothing and nothing underflows; coding tables as they are; plus ``meta`` (name, N, M,
+    λ, steps)."""
     stored = {
-        k: v.detach().to("cpu").half() if v.is_floating_point() and not is_coding_table(k) else v
+        k: v.detach().to("cpu").half()
+        if v.is_floating_point() and v.numel() >= HALF_MIN_NUMEL and not is_coding_table(k)
+        else v.detach().to("cpu")
         for k, v in state.items()
     }
     atomic_save({"format": BASE_FORMAT, "meta": meta, "state_dict": stored}, dest)

@@ -32,7 +32,12 @@ from common.init import base_path, models_dir
 from common.preflight import preflight
 from launch.app_bundle import APP_DIR, staged_app
 from launch.ray_cluster import resolve_ray_address
-from launch.superlink import CONNECTION, LocalSimulationLink, flower_executable
+from launch.superlink import (
+    CONNECTION,
+    LocalSimulationLink,
+    exit_on_sigterm,
+    flower_executable,
+)
 from server.progress import MARKER
 from server.results import format_summary
 from server.resume import previous_run
@@ -227,6 +232,10 @@ def submit_run(
             process.kill()
             process.wait()
             raise TimeoutError(f"flwr run did not finish in {timeout_s}s; see {log_path}") from err
+        except BaseException:  # Ctrl-C or SIGTERM (exit_on_sigterm): end what we started
+            process.kill()
+            process.wait()
+            raise
         finally:
             copier.join(timeout=10)
     return code
@@ -265,6 +274,7 @@ def read_summary(run_dir: Path, returncode: int) -> dict[str, Any]:
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> None:
     """Console entry ``fedntc-simulate``."""
+    exit_on_sigterm()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     summary = run_simulation(cfg, Path(HydraConfig.get().runtime.output_dir))
     print(format_summary(summary), flush=True)

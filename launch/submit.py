@@ -20,7 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from launch.simulate import CONF_DIR, read_summary, split_all, submit_run
-from launch.superlink import OFFLINE_ENV, write_flwr_config
+from launch.superlink import OFFLINE_ENV, exit_on_sigterm, write_flwr_config
 from server.results import format_summary
 
 CONNECTION = "fedntc-remote"
@@ -60,6 +60,7 @@ def submit(cfg: DictConfig, log_dir: Path) -> tuple[int, Path | None]:
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def hydra_main(cfg: DictConfig) -> None:
     """Console entry ``fedntc-submit``."""
+    exit_on_sigterm()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     log_dir = Path(HydraConfig.get().runtime.output_dir)
     code, output_dir = submit(cfg, log_dir)

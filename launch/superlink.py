@@ -146,3 +146,14 @@ class LocalSimulationLink:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def exit_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C (``SystemExit``), so the ``with`` blocks that started
+    a SuperLink and ``flwr run`` stop them: a launcher killed by a job scheduler or ``kill``
+    leaves no Flower or Ray process behind."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)

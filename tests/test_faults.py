@@ -178,3 +178,32 @@ def test_server_killed_mid_round_resumes_with_consistent_shared_and_personal_sta
         saved = torch.load(path, weights_only=True)
         assert (saved["round"], saved["previous"]["round"]) == (3, 2)
     print(f"\nresumed run took {time.monotonic() - started:.0f} s")
+
+
+def test_a_launcher_stopped_by_sigterm_ends_every_process_it_started(tmp_path):
+    """``kill`` (SIGTERM) of ``fedntc-simulate`` mid-run, as a job scheduler does, stops the
+    SuperLink, the simulation and its Ray processes too: nothing keeps running or holds the
+    cores."""
+    run = tmp_path / "run"
+    command = [
+        "fedntc-simulate", "model=vector", "data=vectors", "train=vector", "num_rounds=200",
+        "data.num_clients=2", f"output_dir={run}",
+    ]  # fmt: skip
+    env = {**os.environ, "FEDNTC_HOME": str(tmp_path / "home")}
+    sim = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    tree: list[psutil.Process] = []
+    try:
+        Deployment.wait_for(lambda: rows(run / "train.csv"), 300, "a first trained round")
+        tree = psutil.Process(sim.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in tree)
+        assert "flower-superlink" in names and "ray" in names  # the tree is all there
+        sim.terminate()
+        assert sim.wait(timeout=60) != 0
+        _, alive = psutil.wait_procs(tree, timeout=60)
+        assert not alive, [" ".join(p.cmdline())[:80] for p in alive]
+    finally:
+        for proc in [psutil.Process(sim.pid), *tree] if sim.poll() is None else tree:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()

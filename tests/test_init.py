@@ -107,3 +107,27 @@ def test_base_is_the_shipped_model_nearest_the_runs_lambda(tmp_path, monkeypatch
         assert torch.equal(model.state_dict()["g_a.0.weight"], saved["g_a.0.weight"].float())
     with pytest.raises(ConfigError, match=r"no shipped base model bmshj2018-factorized-N8-M20"):
         initial_model(ModelConfig(N=8, M=20, init="base"), lmbda=0.001)
+
+
+def test_a_base_file_keeps_the_models_constants_so_no_likelihood_is_zero(tmp_path):
+    """Base files stored every float in fp16 once, which turned the likelihood lower bound
+    (1e-9) and the GDN pedestals to 0; a likelihood of exactly 0 then made the training
+    loss infinite. Loading uses the model's own constants, and new files keep them."""
+    conf = ModelConfig(N=8, M=12)
+    model = create_model(conf, seed=1)
+    bound = "entropy_bottleneck.likelihood_lower_bound.bound"
+    assert model.state_dict()[bound].item() == pytest.approx(1e-9)
+    old = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    assert old[bound].item() == 0.0  # what an fp16 file held
+    path = tmp_path / "old.pt"
+    torch.save({"format": "fedntc-base-1", "meta": {}, "state_dict": old}, path)
+    loaded = initial_model(dataclasses.replace(conf, init=str(path)))
+    assert loaded.state_dict()[bound].item() == pytest.approx(1e-9)
+    assert loaded.state_dict()["g_a.1.beta_reparam.pedestal"].item() > 0
+    with torch.no_grad():  # a latent far in the tail still has a positive likelihood
+        _, likelihood = loaded.entropy_bottleneck(torch.full((1, 12, 2, 2), 1e4))
+    assert likelihood.min().item() > 0
+    path = base_file(tmp_path, conf)
+    stored = torch.load(path, weights_only=True)["state_dict"]
+    assert stored[bound].dtype == torch.float32 and stored[bound].item() == pytest.approx(1e-9)
+    assert stored["g_a.6.weight"].dtype == torch.float16  # the weights stay half size
