@@ -7,6 +7,7 @@ port, point a private ``FLWR_HOME`` at it, and stop it by PID when the job ends.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import tomli_w
 
 CONNECTION = "fedntc-local"
@@ -133,16 +135,28 @@ class LocalSimulationLink:
         )
 
     def stop(self) -> None:
-        """Terminate the SuperLink and the processes it started (its process group)."""
+        """Terminate the SuperLink and every process under it: its own process group and
+        the SuperExec, simulation and Ray processes, which start sessions of their own."""
         if self.process is None or self.process.poll() is not None:
             return
+        try:
+            tree = psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            tree = []
         pgid = os.getpgid(self.process.pid)
         os.killpg(pgid, signal.SIGTERM)
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                proc.terminate()
         try:
             self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(pgid, signal.SIGKILL)
             self.process.wait(timeout=15)
+        _, alive = psutil.wait_procs(tree, timeout=15)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
