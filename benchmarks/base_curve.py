@@ -26,14 +26,15 @@ from common.checkpoint import load_tensors
 from common.evaluate import evaluate_coded
 from common.init import load_model_file
 from study.bd_rate import bd_rate
-from study.classic import classic_curves
+from study.classic import CODECS, classic_curves
 from study.plots import COLORS, save_figure
-from study.same_rate import classic_at_rate
+from study.same_rate import at_rate, classic_curve
 
 
 def base_rows(paths: list[Path], sets: dict[str, list[torch.Tensor]]) -> list[dict[str, Any]]:
     """One row per base file and image set: the base and JPEG/WebP at its rate."""
     rows = []
+    curves = {(n, c): classic_curve(images, c) for n, images in sets.items() for c in CODECS}
     for path in sorted(paths, key=lambda p: load_tensors(p)["meta"]["lmbda"]):
         lmbda = load_tensors(path)["meta"]["lmbda"]
         model = load_model_file(path)
@@ -48,8 +49,8 @@ def base_rows(paths: list[Path], sets: dict[str, list[torch.Tensor]]) -> list[di
                     "bpp": m["real_bpp"],
                     "psnr": m["psnr"],
                     "ms_ssim": m["ms_ssim"],
-                    "jpeg_psnr_same_bpp": classic_at_rate(images, "JPEG", m["real_bpp"])["psnr"],
-                    "webp_psnr_same_bpp": classic_at_rate(images, "WebP", m["real_bpp"])["psnr"],
+                    "jpeg_psnr_same_bpp": at_rate(curves[name, "JPEG"], m["real_bpp"])["psnr"],
+                    "webp_psnr_same_bpp": at_rate(curves[name, "WebP"], m["real_bpp"])["psnr"],
                 }
             )
             r = rows[-1]

@@ -10,6 +10,7 @@ import torch
 from flwr.app import ArrayRecord
 
 from common.config import RunConfig
+from common.metrics import psnr_from_mse
 from common.run_folder import CSV_NAMES, RunFolder
 
 EVAL_COLUMNS = ("real_bpp", "est_bpp", "psnr", "ms_ssim")
@@ -68,6 +69,20 @@ class RunRecorder:
         self.folder.write_summary(summary)
 
 
+def pixel_weighted_mean(clients: list[dict[str, float]]) -> dict[str, float]:
+    """The clients' metrics over all their test pixels: bpp, MS-SSIM and MSE weighted by
+    pixels, and PSNR from that mean MSE (as for JPEG/WebP and the base on the pooled images),
+    not a mean of the clients' PSNRs in dB, which overstates it."""
+    pixels = sum(c["num_pixels"] for c in clients)
+    if not pixels:
+        return {k: math.nan for k in (*EVAL_COLUMNS, "mse")}
+    mean = {
+        k: sum(c[k] * c["num_pixels"] for c in clients) / pixels
+        for k in ("real_bpp", "est_bpp", "ms_ssim", "mse")
+    }
+    return {**mean, "psnr": psnr_from_mse(mean["mse"])}
+
+
 def summarize(
     conf: RunConfig,
     rows: list[dict[str, Any]],
@@ -83,13 +98,10 @@ def summarize(
     last_round = max((r["round"] for r in evals), default=0)
     final = sorted((r for r in evals if r["round"] == last_round), key=lambda r: r["client-id"])
     clients = {
-        int(r["client-id"]): {k: float(r[k]) for k in (*EVAL_COLUMNS, "num_pixels")} for r in final
+        int(r["client-id"]): {k: float(r[k]) for k in (*EVAL_COLUMNS, "mse", "num_pixels")}
+        for r in final
     }
-    pixels = sum(c["num_pixels"] for c in clients.values())
-    mean = {
-        k: (sum(c[k] * c["num_pixels"] for c in clients.values()) / pixels if pixels else math.nan)
-        for k in EVAL_COLUMNS
-    }
+    mean = pixel_weighted_mean(list(clients.values()))
     return {
         "method": conf.strategy.method,
         "lmbda": conf.train.lmbda,

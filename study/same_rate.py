@@ -38,17 +38,26 @@ def start_label(conf: RunConfig, lmbda: float) -> str:
     return Path(conf.model.init).name if "/" in conf.model.init else conf.model.init
 
 
-def classic_at_rate(images: list[torch.Tensor], codec: str, bpp: float) -> dict[str, float]:
-    """PSNR and MS-SSIM of ``codec`` at ``bpp`` (NaN outside the range its qualities reach)."""
-    points = sorted(
-        (classic_point(images, codec, q) for q in QUALITIES), key=lambda p: p["real_bpp"]
-    )
+def classic_curve(images: list[torch.Tensor], codec: str) -> list[dict[str, float]]:
+    """``codec`` at every quality of :data:`QUALITIES` on ``images``, by rate."""
+    points = (classic_point(images, codec, q) for q in QUALITIES)
+    return sorted(points, key=lambda p: p["real_bpp"])
+
+
+def at_rate(points: list[dict[str, float]], bpp: float) -> dict[str, float]:
+    """PSNR and MS-SSIM of a :func:`classic_curve` at ``bpp`` (linear interpolation; NaN
+    outside the range its qualities reach)."""
     rates = [p["real_bpp"] for p in points]
     if not rates[0] <= bpp <= rates[-1]:
         return {"psnr": math.nan, "ms_ssim": math.nan}
     return {
         key: float(np.interp(bpp, rates, [p[key] for p in points])) for key in ("psnr", "ms_ssim")
     }
+
+
+def classic_at_rate(images: list[torch.Tensor], codec: str, bpp: float) -> dict[str, float]:
+    """PSNR and MS-SSIM of ``codec`` at ``bpp`` on ``images`` (NaN outside its range)."""
+    return at_rate(classic_curve(images, codec), bpp)
 
 
 def same_rate_rows(runs: list[Path]) -> list[dict[str, Any]]:
@@ -71,9 +80,10 @@ def same_rate_rows(runs: list[Path]) -> list[dict[str, Any]]:
     for run in runs:
         summary = json.loads((run / "summary.json").read_text())
         rows.append({"method": summary["method"], "lmbda": summary["lmbda"], **summary["mean"]})
+    curves = {codec: classic_curve(images, codec) for codec in CODECS}  # coded once
     for row in rows:
         for codec in CODECS:
-            at = classic_at_rate(images, codec, row["real_bpp"])
+            at = at_rate(curves[codec], row["real_bpp"])
             row[f"{codec}_psnr"], row[f"{codec}_ms_ssim"] = at["psnr"], at["ms_ssim"]
     return rows
 

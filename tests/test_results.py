@@ -1,5 +1,9 @@
 """The run summary says whom its mean covers and which rounds were short."""
 
+import math
+
+import pytest
+
 from server.results import format_summary, summarize
 from tests.helpers import tiny_config
 
@@ -12,6 +16,7 @@ def eval_row(client, round_, psnr):
         "real_bpp": 0.5,
         "est_bpp": 0.4,
         "psnr": psnr,
+        "mse": 10 ** (-psnr / 10),
         "ms_ssim": 0.9,
         "num_pixels": 100.0,
     }
@@ -26,7 +31,9 @@ def test_a_client_missing_from_the_final_evaluation_is_named(tmp_path):
         {"phase": "evaluate", "round": 2, "clients": 2, "below_min_clients": True},
     ]
     summary = summarize(conf, rows, failures, 10, 1.0, rounds)
-    assert summary["mean"]["psnr"] == 31.0
+    # PSNR of the clients' pooled MSE (as JPEG/WebP are measured), not 31.0, the mean in dB
+    assert summary["mean"]["psnr"] == pytest.approx(-10 * math.log10((1e-3 + 10**-3.2) / 2))
+    assert 30.8 < summary["mean"]["psnr"] < 31.0
     assert summary["mean_over"] == [0, 1] and summary["missing_clients"] == [2]
     assert summary["short_rounds"] == [{"phase": "evaluate", "round": 2, "clients": 2}]
     assert summary["failures"][0]["reason"] == "no reply within 5 s"
