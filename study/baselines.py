@@ -10,10 +10,9 @@ from common.config import RunConfig
 from common.data import load_client_data, vectors
 from common.evaluate import evaluate_coded
 from common.init import base_path, initial_model
+from study.bd_rate import START
 from study.classic import classic_curves
 from study.sources import METRICS
-
-START = "base"  # the method name of the starting point's rows in results.csv
 
 
 def classic_rows(conf: RunConfig, clients: list[str]) -> list[dict[str, Any]]:

@@ -12,11 +12,12 @@ from typing import Any
 
 import bjontegaard
 
-METHODS = ("personalized", "fedavg", "local", "fedavg_refit", "base")
+START = "base"  # rows of the shipped base a model.init=base setting started from (untrained)
+METHODS = ("personalized", "fedavg", "local", "fedavg_refit", START)
 # What personalized is compared against: always local and fedavg, and fedavg + refit
 # (personalizing after training) and the shipped base it started from when a sweep has them.
 BASELINES = ("local", "fedavg")
-OPTIONAL_BASELINES = ("fedavg_refit", "base")
+OPTIONAL_BASELINES = ("fedavg_refit", START)
 
 
 def baselines(rows: list[dict[str, Any]]) -> tuple[str, ...]:

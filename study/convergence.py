@@ -18,6 +18,8 @@ from collections import defaultdict
 from itertools import pairwise
 from typing import Any
 
+from study.bd_rate import START
+
 FLAT_PERCENT = 2.0
 
 
@@ -112,7 +114,7 @@ def rounds_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     differ only in ``num_rounds`` share a setting, e.g. seeds merged from two sweeps.)"""
     rounds: dict[str, set[int]] = defaultdict(set)
     for r in results:
-        if r.get("rounds") is not None:
+        if r.get("rounds") is not None and r["method"] != START:  # the base trained none
             rounds[r.get("setting", "all")].add(int(r["rounds"]))
     return [
         {

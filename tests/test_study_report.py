@@ -550,6 +550,7 @@ def test_a_sweep_from_the_base_reports_the_base_alone_and_each_method_vs_jpeg_we
         assert float(row["psnr"]) == pytest.approx(expected["psnr"])
         assert row["run"] == "bmshj2018-factorized-N8-M12-l0.0001.pt"
     assert {r["anchor"] for r in report.table} == {"local", "fedavg", "base"}
+    assert all(r["ok"] for r in report.convergence if r["check"] == "rounds")  # base: no rounds
     versus = read_csv(report.out / "bd_rate_classic.csv")
     assert {r["method"] for r in versus} == {"personalized", "fedavg", "local", "base"}
     assert {k for k in versus[0] if k.startswith("vs_")} == {"vs_JPEG", "vs_WebP"}
