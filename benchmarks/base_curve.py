@@ -28,13 +28,22 @@ from common.init import load_model_file
 from study.bd_rate import bd_rate
 from study.classic import CODECS, classic_curves
 from study.plots import COLORS, save_figure
-from study.same_rate import at_rate, classic_curve
+from study.same_rate import at_rate
 
 
-def base_rows(paths: list[Path], sets: dict[str, list[torch.Tensor]]) -> list[dict[str, Any]]:
-    """One row per base file and image set: the base and JPEG/WebP at its rate."""
+def base_rows(
+    paths: list[Path], sets: dict[str, list[torch.Tensor]], classic: dict[str, list[dict]]
+) -> list[dict[str, Any]]:
+    """One row per base file and image set: the base and JPEG/WebP (``classic``: each set's
+    :func:`~study.classic.classic_curves`) at its rate."""
     rows = []
-    curves = {(n, c): classic_curve(images, c) for n, images in sets.items() for c in CODECS}
+    curves = {
+        (name, codec): sorted(
+            (p for p in points if p["method"] == codec), key=lambda p: p["real_bpp"]
+        )
+        for name, points in classic.items()
+        for codec in CODECS
+    }
     for path in sorted(paths, key=lambda p: load_tensors(p)["meta"]["lmbda"]):
         lmbda = load_tensors(path)["meta"]["lmbda"]
         model = load_model_file(path)
@@ -98,7 +107,7 @@ def plot(rows: list[dict[str, Any]], classic: dict[str, list[dict]], path: Path)
     names = list(classic)
     cols = min(4, len(names))
     fig, axes = plt.subplots(
-        math.ceil(len(names) / cols), cols, figsize=(4 * cols, 3.3), squeeze=False
+        math.ceil(len(names) / cols), cols, figsize=(4 * cols, 3.3 * math.ceil(len(names) / cols)), squeeze=False
     )
     for ax, name in zip(axes.flat, names, strict=False):
         mine = sorted((r for r in rows if r["set"] == name), key=lambda r: r["bpp"])
@@ -145,8 +154,8 @@ def main() -> None:
     args = parser.parse_args()
     sets = image_sets(args.max_side)
     print(f"{'model':>42} {'set':>28} {'bpp':>6} {'PSNR':>6} {'JPEG':>6} {'WebP':>6}")
-    rows = base_rows(args.models, sets)
-    classic = {name: classic_curves(images) for name, images in sets.items()}
+    classic = {name: classic_curves(images) for name, images in sets.items()}  # coded once
+    rows = base_rows(args.models, sets, classic)
     summary = bd_rows(rows, classic)
     for dest, table in ((args.csv, rows), (args.bd_csv, summary)):
         if dest:
