@@ -106,9 +106,8 @@ def plot(rows: list[dict[str, Any]], classic: dict[str, list[dict]], path: Path)
 
     names = list(classic)
     cols = min(4, len(names))
-    fig, axes = plt.subplots(
-        math.ceil(len(names) / cols), cols, figsize=(4 * cols, 3.3 * math.ceil(len(names) / cols)), squeeze=False
-    )
+    rows_ = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(4 * cols, 3.3 * rows_), squeeze=False)
     for ax, name in zip(axes.flat, names, strict=False):
         mine = sorted((r for r in rows if r["set"] == name), key=lambda r: r["bpp"])
         ax.plot([r["bpp"] for r in mine], [r["psnr"] for r in mine], "o-", label="base", c="C0")
