@@ -1,5 +1,6 @@
 """Faults as they happen: a SuperNode SIGKILLed during local training (a real loopback
-deployment), and a whole simulation SIGKILLed mid-round, each then recovered."""
+deployment), and a whole simulation SIGKILLed mid-round, each then recovered; a launcher
+stopped by SIGTERM, which must leave no process behind."""
 
 import contextlib
 import csv
