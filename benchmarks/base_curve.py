@@ -26,7 +26,7 @@ from common.checkpoint import load_tensors
 from common.evaluate import evaluate_coded
 from common.init import load_model_file
 from study.bd_rate import bd_rate
-from study.classic import CODECS, classic_curves
+from study.classic import CODECS, classic_curves, codec_points
 from study.plots import COLORS, save_figure
 from study.same_rate import at_rate
 
@@ -37,15 +37,10 @@ def base_rows(
     """One row per base file and image set: the base and JPEG/WebP (``classic``: each set's
     :func:`~study.classic.classic_curves`) at its rate."""
     rows = []
-    curves = {
-        (name, codec): sorted(
-            (p for p in points if p["method"] == codec), key=lambda p: p["real_bpp"]
-        )
-        for name, points in classic.items()
-        for codec in CODECS
-    }
-    for path in sorted(paths, key=lambda p: load_tensors(p)["meta"]["lmbda"]):
-        lmbda = load_tensors(path)["meta"]["lmbda"]
+    curves = {(n, c): codec_points(points, c) for n, points in classic.items() for c in CODECS}
+    lmbdas = {path: load_tensors(path)["meta"]["lmbda"] for path in paths}
+    for path in sorted(paths, key=lmbdas.__getitem__):
+        lmbda = lmbdas[path]
         model = load_model_file(path)
         for name, images in sets.items():
             m = evaluate_coded(model, images)
@@ -79,7 +74,7 @@ def bd_rows(rows: list[dict[str, Any]], classic: dict[str, list[dict]]) -> list[
         curve = ([r["bpp"] for r in mine], [r["psnr"] for r in mine])
         row: dict[str, Any] = {"set": name, "points": len(mine)}
         for codec in ("JPEG", "WebP"):
-            ref = sorted((p for p in points if p["method"] == codec), key=lambda p: p["real_bpp"])
+            ref = codec_points(points, codec)
             value, status = bd_rate(([p["real_bpp"] for p in ref], [p["psnr"] for p in ref]), curve)
             key = codec.lower()
             same = [r[f"{key}_psnr_same_bpp"] for r in mine]
@@ -112,9 +107,7 @@ def plot(rows: list[dict[str, Any]], classic: dict[str, list[dict]], path: Path)
         mine = sorted((r for r in rows if r["set"] == name), key=lambda r: r["bpp"])
         ax.plot([r["bpp"] for r in mine], [r["psnr"] for r in mine], "o-", label="base", c="C0")
         for codec in ("JPEG", "WebP"):
-            ref = sorted(
-                (p for p in classic[name] if p["method"] == codec), key=lambda p: p["real_bpp"]
-            )
+            ref = codec_points(classic[name], codec)
             ax.plot(
                 [p["real_bpp"] for p in ref],
                 [p["psnr"] for p in ref],

@@ -4,7 +4,10 @@ vector source, each client's Shannon lower bound."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
+
+import torch
 
 from common.config import RunConfig
 from common.data import load_client_data, vectors
@@ -64,12 +67,14 @@ def start_rows(
     wanted = sorted({(r["lmbda"], r["seed"]) for r in results} - done)
     clients = sorted({r["client"] for r in results if r["client"] != "mean"}, key=int)
     rows: list[dict[str, Any]] = []
-    coded: dict[tuple, dict[str, dict[str, float]]] = {}  # (base file, seed) -> client -> metrics
+    # (base file, test images) -> client -> metrics: seeds that draw the same test images
+    # (folder data) share one coding
+    coded: dict[tuple, dict[str, dict[str, float]]] = {}
     for lmbda, seed in wanted:
-        key = (base_path(conf.model, lmbda), seed)
+        test = {c: load_client_data(conf.data, int(c), seed).test for c in clients}
+        key = (base_path(conf.model, lmbda), _fingerprint(test))
         if key not in coded:
             model = initial_model(conf.model, seed=seed, lmbda=lmbda)
-            test = {c: load_client_data(conf.data, int(c), seed).test for c in clients}
             coded[key] = {c: evaluate_coded(model, images) for c, images in test.items()}
             coded[key]["mean"] = evaluate_coded(model, [im for v in test.values() for im in v])
         for client, metrics in coded[key].items():
@@ -77,3 +82,13 @@ def start_rows(
             measured = {k: metrics[k] for k in METRICS}
             rows.append({**point, "rounds": 0, "run": key[0].name, "client": client, **measured})
     return rows
+
+
+def _fingerprint(images: dict[str, list[torch.Tensor]]) -> str:
+    """A digest of every client's test images (their bytes, in order)."""
+    digest = hashlib.sha256()
+    for client, tensors in images.items():
+        digest.update(client.encode())
+        for image in tensors:
+            digest.update(image.contiguous().numpy().tobytes())
+    return digest.hexdigest()

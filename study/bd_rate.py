@@ -12,6 +12,8 @@ from typing import Any
 
 import bjontegaard
 
+from study.classic import codec_points
+
 START = "base"  # rows of the shipped base a model.init=base setting started from (untrained)
 METHODS = ("personalized", "fedavg", "local", "fedavg_refit", START)
 # What personalized is compared against: always local and fedavg, and fedavg + refit
@@ -164,12 +166,8 @@ def classic_bd_table(
             test = curve(rows, method, client)[:2]
             row: dict[str, Any] = {"method": method, "client": client}
             for codec in ("JPEG", "WebP"):
-                points = sorted(
-                    (r["real_bpp"], r["psnr"])
-                    for r in classic
-                    if r["client"] == client and r["method"] == codec
-                )
-                anchor = ([p[0] for p in points], [p[1] for p in points])
+                points = codec_points(classic, codec, client)
+                anchor = ([p["real_bpp"] for p in points], [p["psnr"] for p in points])
                 row[f"vs_{codec}"], row[f"status_vs_{codec}"] = bd_rate(anchor, test)
             table.append(row)
     return table

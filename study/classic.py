@@ -26,3 +26,9 @@ def classic_curves(images: list[torch.Tensor]) -> list[dict[str, float | str]]:
         for codec in CODECS
         for q in QUALITIES
     ]
+
+
+def codec_points(rows: list[dict], codec: str, client: str | None = None) -> list[dict]:
+    """The rows of ``codec`` (of ``client``, if given) from :func:`classic_curves` rows, by rate."""
+    chosen = (r for r in rows if r["method"] == codec and client in (None, r.get("client")))
+    return sorted(chosen, key=lambda r: r["real_bpp"])
