@@ -1,9 +1,11 @@
 """fedntc ClientApp: trains the shared transforms with a personal entropy model.
 
-Per message the client rebuilds the model, overlays the server's shared weights and its own
-personal state, and replies with the shared keys only. Settings come from three places:
-``context.run_config`` (the run), ``context.node_config`` (which client, its data, its
-state dir and device) and the message's ``ConfigRecord`` (this round's lr, λ, steps).
+Per message the client takes a copy of the run's starting model (built once per process,
+:mod:`client.memo`, like its parsed config and decoded data), overlays the server's shared
+weights and its own personal state, and replies with the shared keys only. Settings come
+from three places: ``context.run_config`` (the run), ``context.node_config`` (which client,
+its data, its state dir and device) and the message's ``ConfigRecord`` (this round's lr, λ,
+steps).
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from compressai.models import CompressionModel
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
+from client import memo
 from client.state import Version, load_personal, save_personal
-from common.config import RunConfig, TrainConfig, from_run_config
-from common.data import ClientData, client_batches, load_client_data
+from common.config import RunConfig, TrainConfig
+from common.data import ClientData, client_batches
 from common.evaluate import evaluate_client
-from common.init import initial_model
 from common.metrics import psnr_from_mse
 from common.model import resolve_device
 from common.optimizer_state import export_moments, restore_moments, split_moments
@@ -63,7 +65,7 @@ class ClientSetup:
             raise ValueError(
                 f"unknown node-config key(s) {unknown}; known: {sorted(NODE_CONFIG_KEYS)}"
             )
-        conf = from_run_config(context.run_config)
+        conf = memo.run_config(context.run_config)
         client_id = node_int(node, "partition-id")
         if "num-partitions" in node and node_int(node, "num-partitions") != conf.data.num_clients:
             raise ValueError(
@@ -98,7 +100,7 @@ class ClientSetup:
         return self.folder.client_state_file(self.conf, self.client_id, self.state_dir, run_uid)
 
     def load_data(self) -> ClientData:
-        return load_client_data(self.conf.data, self.client_id, self.conf.seed, self.data_dir)
+        return memo.client_data(self.conf.data, self.client_id, self.conf.seed, self.data_dir)
 
 
 def node_int(node: dict, key: str) -> int:
@@ -144,7 +146,7 @@ def build_model(
 ) -> ClientModel:
     """The model with the server's shared weights and this client's newest personal state
     saved before ``before_round``."""
-    model = initial_model(setup.conf.model, seed=setup.conf.seed, lmbda=setup.conf.train.lmbda)
+    model = memo.starting_model(setup.conf.model, setup.conf.seed, setup.conf.train.lmbda)
     split = KeySplit.from_keys(model.state_dict(), setup.conf.strategy.shared_prefixes)
     shared = msg.content["arrays"].to_torch_state_dict()
     split.check_shared_keys(shared, origin="the server's message")
@@ -249,6 +251,7 @@ def train(msg: Message, context: Context) -> Message:
 def evaluate(msg: Message, context: Context) -> Message:
     """Entropy-code the client's test images with the global transforms and its own
     entropy model; reply with real and estimated bpp, PSNR and MS-SSIM."""
+    started = time.perf_counter()
     setup = ClientSetup.from_context(context)
     _, server_round = run_round(msg)
     built = build_model(setup, msg, context, before_round=server_round + 1)
@@ -266,6 +269,7 @@ def evaluate(msg: Message, context: Context) -> Message:
         {
             **results,
             "shared-hash": shared_hash,
+            "evaluate-seconds": time.perf_counter() - started,
             "client-id": setup.client_id,
             "num-examples": len(data.test),
         }

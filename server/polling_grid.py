@@ -3,9 +3,12 @@
 Flower's network grid (the ServerApp's connection to the SuperLink) sleeps 3 s between two
 pulls in ``send_and_receive``: every train and every evaluate phase waits up to 3 s after its
 last reply. :class:`PollingGrid` wraps any :class:`~flwr.serverapp.Grid` and implements
-``send_and_receive`` with the grid's own public ``push_messages``/``pull_messages``, pulling
-after 20 ms and backing off to ``max_interval`` while a round is long. Everything else is
-delegated unchanged, so replies, timeouts and errors are exactly Flower's.
+``send_and_receive`` with the grid's own public ``push_messages``/``pull_messages``. It pulls
+every ``first_interval`` s at first and then every ``lag`` × the time waited so far (at most
+``max_interval``), so the last reply is collected at most ``first_interval`` s plus 5 % of
+the phase after it arrives; a doubling back-off could wait as long again as the phase took.
+Everything else is delegated unchanged, so replies, timeouts and errors are exactly
+Flower's.
 """
 
 from __future__ import annotations
@@ -24,12 +27,23 @@ if TYPE_CHECKING:
 
 
 class PollingGrid(Grid):
-    """``grid`` with a short, backing-off poll interval for replies."""
+    """``grid`` with a poll interval for replies proportional to the time waited."""
 
-    def __init__(self, grid: Grid, first_interval: float = 0.02, max_interval: float = 0.5):
+    def __init__(
+        self,
+        grid: Grid,
+        first_interval: float = 0.02,
+        max_interval: float = 0.5,
+        lag: float = 0.05,
+    ):
         self.grid = grid
         self.first_interval = first_interval
         self.max_interval = max_interval
+        self.lag = lag
+
+    def interval(self, waited: float) -> float:
+        """Seconds until the next pull after ``waited`` s without every reply."""
+        return min(max(self.first_interval, self.lag * waited), self.max_interval)
 
     def set_run(self, run: Run) -> None:
         self.grid.set_run(run)
@@ -66,16 +80,16 @@ class PollingGrid(Grid):
         pushed = time.monotonic()
         deadline = None if timeout is None else time.monotonic() + timeout
         replies: list[Message] = []
-        interval = self.first_interval
         while waiting:
             received = list(self.pull_messages(waiting))
             replies += received
             waiting -= {m.metadata.reply_to_message_id for m in received}
             if not waiting or (deadline is not None and time.monotonic() >= deadline):
                 break
-            pause = interval if deadline is None else min(interval, deadline - time.monotonic())
+            pause = self.interval(time.monotonic() - pushed)
+            if deadline is not None:
+                pause = min(pause, deadline - time.monotonic())
             time.sleep(max(pause, 0.0))
-            interval = min(interval * 2, self.max_interval)
         log(
             INFO,
             "fedntc: %d replies, %d missing; push %.2f s, replies after %.2f s",

@@ -4,6 +4,8 @@ import warnings
 import pytest
 import torch
 
+from client import memo
+
 warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
 
 
@@ -12,6 +14,7 @@ def _isolated_home(tmp_path, monkeypatch):
     """Nothing a test writes lands in the user's home or the working directory."""
     monkeypatch.setenv("FEDNTC_HOME", str(tmp_path / "fedntc-home"))
     torch.manual_seed(0)
+    memo.clear()  # each test starts like a fresh ClientApp process
 
 
 def pytest_configure(config):
