@@ -64,6 +64,9 @@ class DataConfig:
     max_side: int = 256
     test_max_images: int = 0
     root: str = ""
+    # folder: split each client folder of `root` into several clients with few images each
+    clients_per_folder: int = 1
+    train_images: int = 0  # training images per client (0: all of its share)
     # synthetic / vectors: the paper's distributed source model (images / low-dim vectors)
     image_size: int = 32
     latent_dim: int = 16
@@ -199,6 +202,22 @@ class RunConfig:
             raise ConfigError(
                 "config keys 'strategy.server_lr' must be > 0 and 'strategy.server_momentum' in "
                 f"[0, 1), got {strategy.server_lr} and {strategy.server_momentum}"
+            )
+        data = self.data
+        if (data.clients_per_folder, data.train_images) != (1, 0) and data.source != "folder":
+            raise ConfigError(
+                "config keys 'data.clients_per_folder' and 'data.train_images' split image "
+                f"folders (data.source=folder); this run reads data.source={data.source}"
+            )
+        if data.clients_per_folder < 1 or data.train_images < 0:
+            raise ConfigError(
+                "config keys 'data.clients_per_folder' must be >= 1 and 'data.train_images' "
+                f">= 0, got {data.clients_per_folder} and {data.train_images}"
+            )
+        if data.num_clients % data.clients_per_folder:
+            raise ConfigError(
+                f"config key 'data.num_clients'={data.num_clients} is not a multiple of "
+                f"'data.clients_per_folder'={data.clients_per_folder}"
             )
         for key in ("fraction_train", "fraction_evaluate"):
             if not 0 < getattr(strategy, key) <= 1:

@@ -167,6 +167,14 @@ def test_fedimages_domains_load_as_folder_clients():
     assert names == ["aerials", "grayscale-photos", "photos", "textures"]
     gray = load_client_data(conf, 1, seed=0).train[0]
     assert gray.shape[0] == 3 and torch.equal(gray[0], gray[2])
+    # the data-scarce setting: 8 clients, 2 per domain, 4 training images each
+    scarce = DataConfig(
+        source="folder", root=str(FEDIMAGES), num_clients=8, clients_per_folder=2,
+        train_images=4, max_side=64,
+    )  # fmt: skip
+    clients = [load_client_data(scarce, k, seed=0) for k in range(8)]
+    assert [c.name for c in clients][:2] == ["aerials-0", "aerials-1"]
+    assert all(len(c.train) == 4 for c in clients)
 
 
 def test_client_names_are_domains_or_folders_without_loading_images(tmp_path):
@@ -182,3 +190,63 @@ def test_client_names_are_domains_or_folders_without_loading_images(tmp_path):
     gone = DataConfig(source="folder", root=str(tmp_path / "elsewhere"), num_clients=2)
     assert client_name(gone, 1) == "client 1"  # a report redrawn on another machine
     assert client_name(DataConfig(source="vectors", num_clients=2), 0) == "client 0"
+
+
+def write_domains(root, train: int, test: int) -> None:
+    """Two domain folders of distinct, numbered 8x8 PNGs (pixel value = image number)."""
+    for d, domain in enumerate(("aerials", "textures")):
+        for split, count in (("train", train), ("test", test)):
+            for i in range(count):
+                value = np.full((8, 8, 3), 100 * d + i + (50 if split == "test" else 0), np.uint8)
+                write_png(root / domain / split / f"{i:02d}.png", value)
+
+
+def test_a_split_folder_gives_same_domain_clients_disjoint_few_images(tmp_path):
+    write_domains(tmp_path, train=7, test=3)
+    conf = DataConfig(
+        source="folder", root=str(tmp_path), num_clients=4, clients_per_folder=2, train_images=3
+    )
+    clients = [load_client_data(conf, k, seed=0) for k in range(4)]
+    assert [c.name for c in clients] == ["aerials-0", "aerials-1", "textures-0", "textures-1"]
+    ids = [{int(x[0, 0, 0]) for x in c.train} for c in clients]
+    assert [len(i) for i in ids] == [3, 3, 3, 3]
+    assert not ids[0] & ids[1] and not ids[2] & ids[3]  # disjoint within a domain
+    assert all(i < 100 for i in ids[0] | ids[1]) and all(i >= 100 for i in ids[2] | ids[3])
+    # every client of a domain is tested on all of that domain's held-out images
+    assert all(torch.equal(a, b) for a, b in zip(clients[0].test, clients[1].test, strict=True))
+    assert len(clients[0].test) == 3
+    # the split is the data's (data.source_seed), not the run seed's
+    again = load_client_data(conf, 1, seed=5)
+    assert {int(x[0, 0, 0]) for x in again.train} == ids[1]
+    from common.data import client_name
+
+    assert [client_name(conf, k) for k in range(4)] == [c.name for c in clients]
+
+
+def test_a_split_that_needs_more_images_than_the_folder_has_names_it(tmp_path):
+    write_domains(tmp_path, train=5, test=1)
+    conf = DataConfig(
+        source="folder", root=str(tmp_path), num_clients=4, clients_per_folder=2, train_images=3
+    )
+    with pytest.raises(ValueError, match=r"aerials/train has 5 images.*need 6"):
+        load_client_data(conf, 0, seed=0)
+    whole = DataConfig(source="folder", root=str(tmp_path), num_clients=4, clients_per_folder=2)
+    sizes = [len(load_client_data(whole, k, 0).train) for k in range(2)]
+    assert sizes == [3, 2]  # train_images=0: an equal share of all, every image used once
+    with pytest.raises(ValueError, match="data-dir"):
+        load_client_data(whole, 0, 0, data_dir=str(tmp_path / "aerials"))
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"source": "bundled", "train_images": 2}, "data.source=folder"),
+        ({"source": "folder", "clients_per_folder": 0}, "must be >= 1"),
+        ({"source": "folder", "num_clients": 4, "clients_per_folder": 3}, "not a multiple"),
+    ],
+)
+def test_split_settings_are_checked(data, match):
+    from common.config import ConfigError, RunConfig, StrategyConfig
+
+    with pytest.raises(ConfigError, match=match):
+        RunConfig(data=DataConfig(**data), strategy=StrategyConfig(min_clients=1))

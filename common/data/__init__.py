@@ -69,10 +69,38 @@ def client_name(conf: DataConfig, client_id: int) -> str:
         return list(bundled.DOMAINS)[client_id]
     if conf.source == "folder":
         try:
-            return folder.client_folder(conf.root, client_id).name
+            name = folder.client_folder(conf.root, client_id // conf.clients_per_folder).name
         except (OSError, ValueError):
-            pass
+            return f"client {client_id}"
+        return folder_part_name(conf, name, client_id)
     return f"client {client_id}"
+
+
+def folder_part_name(conf: DataConfig, name: str, client_id: int) -> str:
+    """A folder client's name: the folder's, with ``-k`` for the k-th client of a split one."""
+    if conf.clients_per_folder == 1:
+        return name
+    return f"{name}-{client_id % conf.clients_per_folder}"
+
+
+def folder_client(conf: DataConfig, client_id: int, data_dir: str) -> ClientData:
+    """A ``folder`` client: its folder, or its share of a folder split into several clients."""
+    parts = conf.clients_per_folder
+    if data_dir and parts > 1:
+        raise ValueError(
+            "node-config data-dir is a SuperNode's own folder; data.clients_per_folder="
+            f"{parts} splits the folders of data.root in a simulation"
+        )
+    path = folder.client_folder(conf.root, client_id // parts, data_dir)
+    train, test = folder.folder_files(path)
+    if parts > 1 or conf.train_images:
+        part = client_id % parts
+        train = folder.training_share(train, part, parts, conf.train_images, conf.source_seed, path)
+    return ClientData(
+        folder_part_name(conf, path.name, client_id),
+        load_images(train, conf.max_side),
+        load_images(test, conf.max_side),
+    )
 
 
 def load_client_data(conf: DataConfig, client_id: int, seed: int, data_dir: str = "") -> ClientData:
@@ -117,11 +145,7 @@ def load_client_data(conf: DataConfig, client_id: int, seed: int, data_dir: str 
         name, train, test = bundled.domain_files(client_id, conf.num_clients)
         data = ClientData(name, load_images(train, conf.max_side), load_images(test, conf.max_side))
     elif conf.source == "folder":
-        path = folder.client_folder(conf.root, client_id, data_dir)
-        train, test = folder.folder_files(path)
-        data = ClientData(
-            path.name, load_images(train, conf.max_side), load_images(test, conf.max_side)
-        )
+        data = folder_client(conf, client_id, data_dir)
     else:
         from .hf import hf_client_images  # heavy import (datasets, pyarrow) only when used
 

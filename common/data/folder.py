@@ -1,7 +1,13 @@
-"""One image folder per client, with ``train/`` and ``test/`` subfolders (deployment case)."""
+"""One image folder per client, with ``train/`` and ``test/`` subfolders (deployment case).
+
+A folder can also be split into several clients (``data.clients_per_folder``): same-domain
+clients with disjoint, few training images each (``data.train_images``), all tested on the
+folder's held-out test images; the regime where sharing transforms should pay.
+"""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 from .images import list_images
@@ -29,3 +35,21 @@ def client_folder(root: str, client_id: int, data_dir: str = "") -> Path:
 def folder_files(folder: Path) -> tuple[list[Path], list[Path]]:
     """Train and test image paths of a client folder."""
     return list_images(folder / "train"), list_images(folder / "test")
+
+
+def training_share(
+    images: list[Path], part: int, parts: int, count: int, seed: int, folder: Path
+) -> list[Path]:
+    """Client ``part`` of ``parts``' training images: ``count`` of them (0: an equal share of
+    all), disjoint from the other parts, drawn by a shuffle seeded with ``seed`` (the data
+    source seed, so that run seeds change the training, not the data)."""
+    order = sorted(images)
+    random.Random(f"{seed}:{folder.name}").shuffle(order)
+    if count == 0:
+        return order[part::parts]
+    if count * parts > len(order):
+        raise ValueError(
+            f"{folder / 'train'} has {len(order)} images; data.clients_per_folder={parts} "
+            f"clients with data.train_images={count} each need {count * parts}"
+        )
+    return order[part * count : (part + 1) * count]
