@@ -1,10 +1,12 @@
 """The regime map: where personalization pays, over data per client × heterogeneity.
 
-A sweep over ``data.train_size`` and ``data.heterogeneity`` (any number of clients) gives one
-setting per cell. Each cell's row holds the BD-rate of ``personalized`` on the mean curve
-against each baseline (mean and spread over seeds), the range of the per-client BD-rates,
-and whether its runs converged (the report's loss and monotonicity checks), so a heatmap
-can say in one glance where the paper's claim holds and how far a cell can be trusted.
+A sweep over data per client (``data.train_size`` of a generated source, or
+``data.train_images`` of image folders split into clients) and ``data.heterogeneity`` (any
+number of clients) gives one setting per cell. Each cell's row holds the BD-rate of
+``personalized`` on the mean curve against each baseline (mean and spread over seeds), the
+range of the per-client BD-rates, and whether its runs converged (the report's loss and
+monotonicity checks), so a heatmap can say in one glance where the paper's claim holds and
+how far a cell can be trusted.
 """
 
 from __future__ import annotations
@@ -14,8 +16,15 @@ from typing import Any
 
 from common.config import RunConfig, flatten
 
-AXES = ("data.train_size", "data.heterogeneity")
+AXES = ("data.train_size", "data.train_images", "data.heterogeneity")
 GROUP_KEYS = (*AXES, "data.num_clients")
+
+
+def data_per_client(flat: dict[str, Any]) -> int:
+    """Training samples per client: ``data.train_images`` for image folders (0: all),
+    ``data.train_size`` for a generated source."""
+    key = "data.train_images" if flat.get("data.source") == "folder" else "data.train_size"
+    return int(flat[key])
 
 
 def _rest_of_setting(name: str, conf: RunConfig) -> str:
@@ -54,7 +63,7 @@ def regime_rows(
                 {
                     "map": _rest_of_setting(name, conf) or "all",
                     "setting": name,
-                    "train_size": flat["data.train_size"],
+                    "train_size": data_per_client(flat),
                     "heterogeneity": flat["data.heterogeneity"],
                     "num_clients": flat["data.num_clients"],
                     "anchor": anchor,

@@ -557,3 +557,28 @@ def test_a_sweep_from_the_base_reports_the_base_alone_and_each_method_vs_jpeg_we
     shutil.rmtree(models)  # the kept report needs neither weights nor a recomputation
     again = build_report([report.out], tmp_path / "again")
     assert read_csv(again.out / "results.csv") == read_csv(report.out / "results.csv")
+
+
+def test_the_regime_map_of_split_image_folders_runs_over_training_images_per_client():
+    """Image folders split into clients: the map's data axis is data.train_images."""
+    from common.config import DataConfig, RunConfig, StrategyConfig
+    from study.regime import regime_rows
+
+    settings, table = {}, []
+    for images, bd in ((1, -12.0), (4, 3.0)):
+        data = DataConfig(
+            source="folder", root="/data", num_clients=8, clients_per_folder=2, train_images=images
+        )
+        name = f"data.train_images={images}"
+        settings[name] = RunConfig(data=data, strategy=StrategyConfig(min_clients=8))
+        table += [
+            {"setting": name, "seed": "all", "anchor": "local", "client": client,
+             "bd_rate_percent": value, "status": "ok"}
+            for client, value in (("mean", bd), ("0", bd - 1), ("1", bd + 1))
+        ]  # fmt: skip
+    rows = regime_rows(table, [], settings)
+    assert [(r["train_size"], r["bd_rate_percent"], r["clients_better"]) for r in rows] == [
+        (1, -12.0, 2),
+        (4, 3.0, 0),
+    ]
+    assert {r["map"] for r in rows} == {"all"}
