@@ -29,14 +29,13 @@ from pathlib import Path
 
 import psutil
 from main_job import tree_rss
+from round_overhead import checkpoint_times
 
 
 def round_seconds(run: Path) -> dict[int, float]:
     """Seconds of each round after the first: the time between its checkpoint and the one
     before (the ServerApp writes one after every round)."""
-    stamps = {
-        int(p.stem.split("-")[1]): p.stat().st_mtime for p in run.glob("checkpoints/round-*.pt")
-    }
+    stamps = checkpoint_times(run)
     return {r: stamps[r] - stamps[r - 1] for r in sorted(stamps) if r - 1 in stamps}
 
 
