@@ -31,6 +31,7 @@ from common.config import ConfigError, RunConfig, flatten, from_mapping
 from common.init import base_path, models_dir
 from common.preflight import preflight
 from launch.app_bundle import APP_DIR, staged_app
+from launch.job_dirname import register_resolver
 from launch.ray_cluster import resolve_ray_address
 from launch.superlink import (
     CONNECTION,
@@ -76,6 +77,7 @@ class SimulateConfig(RunConfig):
 
 
 ConfigStore.instance().store(name="fedntc_schema", node=SimulateConfig)
+register_resolver()
 
 
 def split_config(cfg: DictConfig) -> tuple[RunConfig, SimulationSettings]:

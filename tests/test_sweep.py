@@ -30,6 +30,11 @@ PARTS = {
         "model=tiny",
         "data=synthetic",
         "data.test_size=2",
+        # defaults spelled out: job folder names past 255 bytes are cut and hashed
+        "train.aux_lr=0.001",
+        "train.clip_max_norm=1.0",
+        "strategy.refit_steps=0",
+        "strategy.keep_optimizer_state=true",
     ],
     "vectors": [
         "strategy=personalized,local",
