@@ -16,6 +16,7 @@ model fingerprint in every file rejects a decoder with other weights.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 from dataclasses import dataclass
@@ -226,3 +227,34 @@ def evaluate_images(codec: ImageCodec, images: list[torch.Tensor]) -> dict[str, 
     if not images:
         raise ValueError("no test images to evaluate")
     return mean_results([code_image(codec, image).result for image in images])
+
+
+def evaluate_image_sets(
+    codec: ImageCodec, sets: dict[str, list[torch.Tensor]]
+) -> dict[str, dict[str, float]]:
+    """:func:`mean_results` of ``codec`` on each named set of uint8 ``[3, H, W]`` images and
+    on all of them pooled (key ``"mean"``), coding each distinct image once: clients split
+    from one folder share their test images, and the pool repeats every set."""
+    if "mean" in sets:
+        raise ValueError("an image set may not be named 'mean' (the pooled set's name)")
+    coded: dict[str, ImageResult] = {}
+    per_set: dict[str, list[ImageResult]] = {}
+    for name, images in sets.items():
+        if not images:
+            raise ValueError(f"no test images to evaluate in set {name!r}")
+        per_set[name] = []
+        for image in images:
+            key = image_digest(image)
+            if key not in coded:
+                coded[key] = code_image(codec, image).result
+            per_set[name].append(coded[key])
+    means = {name: mean_results(results) for name, results in per_set.items()}
+    means["mean"] = mean_results([r for results in per_set.values() for r in results])
+    return means
+
+
+def image_digest(image: torch.Tensor) -> str:
+    """A digest of a uint8 image tensor's shape and bytes."""
+    digest = hashlib.sha256(str(tuple(image.shape)).encode())
+    digest.update(image.contiguous().numpy().tobytes())
+    return digest.hexdigest()

@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
+from common.coding import Codec, evaluate_image_sets, image_digest
 from common.config import RunConfig
 from common.data import load_client_data, vectors
-from common.evaluate import evaluate_coded
 from common.init import base_path, initial_model
 from study.bd_rate import START
-from study.classic import classic_curves
+from study.classic import classic_set_curves
 from study.sources import METRICS
 
 
@@ -24,12 +24,8 @@ def classic_rows(conf: RunConfig, clients: list[str]) -> list[dict[str, Any]]:
         conf.data.source == "synthetic" and conf.data.image_size < 16
     ):
         return []
-    rows, all_images = [], []
-    for client in clients:
-        images = load_client_data(conf.data, int(client), conf.seed).test
-        all_images += images
-        rows += [{"client": client, **r} for r in classic_curves(images)]
-    return rows + [{"client": "mean", **r} for r in classic_curves(all_images)]
+    sets = {c: load_client_data(conf.data, int(c), conf.seed).test for c in clients}
+    return classic_set_curves(sets)
 
 
 def bound_rows(
@@ -75,8 +71,7 @@ def start_rows(
         key = (base_path(conf.model, lmbda), _fingerprint(test))
         if key not in coded:
             model = initial_model(conf.model, seed=seed, lmbda=lmbda)
-            coded[key] = {c: evaluate_coded(model, images) for c, images in test.items()}
-            coded[key]["mean"] = evaluate_coded(model, [im for v in test.values() for im in v])
+            coded[key] = evaluate_image_sets(Codec.from_model(model), test)
         for client, metrics in coded[key].items():
             point = {"setting": setting, "method": START, "lmbda": lmbda, "seed": seed}
             measured = {k: metrics[k] for k in METRICS}
@@ -90,5 +85,5 @@ def _fingerprint(images: dict[str, list[torch.Tensor]]) -> str:
     for client, tensors in images.items():
         digest.update(client.encode())
         for image in tensors:
-            digest.update(image.contiguous().numpy().tobytes())
+            digest.update(image_digest(image).encode())
     return digest.hexdigest()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from common.coding import PillowCodec, evaluate_images
+from common.coding import PillowCodec, evaluate_image_sets, evaluate_images
 
 CODECS = {"JPEG": "JPEG", "WebP": "WEBP"}
 QUALITIES = (2, 5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95)
@@ -25,6 +25,21 @@ def classic_curves(images: list[torch.Tensor]) -> list[dict[str, float | str]]:
         {"method": codec, "quality": q, **classic_point(images, codec, q)}
         for codec in CODECS
         for q in QUALITIES
+    ]
+
+
+def classic_set_curves(sets: dict[str, list[torch.Tensor]]) -> list[dict[str, float | str]]:
+    """:func:`classic_curves` of each named image set and of all of them pooled (``"mean"``),
+    as rows with a ``client`` key, set by set; each distinct image is coded once per point."""
+    points = {
+        (codec, q): evaluate_image_sets(PillowCodec(CODECS[codec], q), sets)
+        for codec in CODECS
+        for q in QUALITIES
+    }
+    return [
+        {"client": name, "method": codec, "quality": q, **means[name]}
+        for name in [*sets, "mean"]
+        for (codec, q), means in points.items()
     ]
 
 

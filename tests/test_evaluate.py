@@ -1,7 +1,14 @@
 import pytest
 import torch
 
-from common.coding import Codec, PillowCodec, code_image, mean_results
+from common.coding import (
+    Codec,
+    PillowCodec,
+    code_image,
+    evaluate_image_sets,
+    evaluate_images,
+    mean_results,
+)
 from common.config import ModelConfig, TrainConfig
 from common.data import train_batches
 from common.evaluate import evaluate_coded
@@ -122,3 +129,32 @@ def test_classic_codecs_are_measured_by_the_same_function_and_charged_whole_file
     files = [code_image(PillowCodec("JPEG", 50), image).data for image in images]
     assert point["real_bpp"] == pytest.approx(sum(len(f) for f in files) * 8 / (2 * 64 * 64))
     assert all(f.startswith(b"\xff\xd8") for f in files)  # whole JPEG files, headers included
+
+
+class CountingJPEG(PillowCodec):
+    """Pillow's JPEG that counts the images it encodes."""
+
+    def __init__(self, quality: int) -> None:
+        super().__init__("JPEG", quality)
+        object.__setattr__(self, "encoded", 0)
+
+    def encode(self, image):
+        object.__setattr__(self, "encoded", self.encoded + 1)
+        return super().encode(image)
+
+
+def test_image_sets_sharing_images_code_each_image_once_with_the_same_means():
+    a, b, c = smooth_images(3, 32, 48, seed=5)
+    sets = {"0": [a, b], "1": [a, b], "2": [c]}  # clients 0 and 1: one folder's test images
+    codec = CountingJPEG(40)
+    means = evaluate_image_sets(codec, sets)
+    assert codec.encoded == 3
+    for name, images in sets.items():
+        alone = evaluate_images(PillowCodec("JPEG", 40), images)
+        assert means[name] == pytest.approx(alone, nan_ok=True)
+    pooled = evaluate_images(PillowCodec("JPEG", 40), [a, b, a, b, c])
+    assert means["mean"] == pytest.approx(pooled, nan_ok=True)
+    with pytest.raises(ValueError, match="'mean'"):
+        evaluate_image_sets(codec, {"mean": [a]})
+    with pytest.raises(ValueError, match="'2'"):
+        evaluate_image_sets(codec, {"2": []})
