@@ -17,6 +17,13 @@ from study.bd_rate import START
 from study.classic import classic_set_curves
 from study.sources import METRICS
 
+# Codings already done in this process, keyed by the digest of the clients' test images:
+# the settings of one report (data.train_images, methods' λ, seeds of folder data) usually
+# test on the same images. Rows and metrics only, a few kB per image set.
+_CLASSIC: dict[str, list[dict[str, Any]]] = {}
+# (base file, its mtime, test images) -> set -> metrics
+_START: dict[tuple, dict[str, dict[str, float]]] = {}
+
 
 def classic_rows(conf: RunConfig, clients: list[str]) -> list[dict[str, Any]]:
     """JPEG/WebP curves on each client's test images (image data only)."""
@@ -25,7 +32,10 @@ def classic_rows(conf: RunConfig, clients: list[str]) -> list[dict[str, Any]]:
     ):
         return []
     sets = {c: load_client_data(conf.data, int(c), conf.seed).test for c in clients}
-    return classic_set_curves(sets)
+    key = _fingerprint(sets)
+    if key not in _CLASSIC:  # settings of one report that test on the same images share it
+        _CLASSIC[key] = classic_set_curves(sets)
+    return [dict(r) for r in _CLASSIC[key]]
 
 
 def bound_rows(
@@ -63,16 +73,15 @@ def start_rows(
     wanted = sorted({(r["lmbda"], r["seed"]) for r in results} - done)
     clients = sorted({r["client"] for r in results if r["client"] != "mean"}, key=int)
     rows: list[dict[str, Any]] = []
-    # (base file, test images) -> client -> metrics: seeds that draw the same test images
-    # (folder data) share one coding
-    coded: dict[tuple, dict[str, dict[str, float]]] = {}
     for lmbda, seed in wanted:
         test = {c: load_client_data(conf.data, int(c), seed).test for c in clients}
-        key = (base_path(conf.model, lmbda), _fingerprint(test))
-        if key not in coded:
+        base = base_path(conf.model, lmbda)
+        # seeds and settings that draw the same test images (folder data) share one coding
+        key = (base, base.stat().st_mtime_ns, _fingerprint(test))
+        if key not in _START:
             model = initial_model(conf.model, seed=seed, lmbda=lmbda)
-            coded[key] = evaluate_image_sets(Codec.from_model(model), test)
-        for client, metrics in coded[key].items():
+            _START[key] = evaluate_image_sets(Codec.from_model(model), test)
+        for client, metrics in _START[key].items():
             point = {"setting": setting, "method": START, "lmbda": lmbda, "seed": seed}
             measured = {k: metrics[k] for k in METRICS}
             rows.append({**point, "rounds": 0, "run": key[0].name, "client": client, **measured})

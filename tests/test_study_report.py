@@ -554,6 +554,21 @@ def test_a_sweep_from_the_base_reports_the_base_alone_and_each_method_vs_jpeg_we
     versus = read_csv(report.out / "bd_rate_classic.csv")
     assert {r["method"] for r in versus} == {"personalized", "fedavg", "local", "base"}
     assert {k for k in versus[0] if k.startswith("vs_")} == {"vs_JPEG", "vs_WebP"}
+
+    # a base rewritten in place is coded anew, not taken from this process's earlier coding
+    def base_psnr(report_dir, lmbda):
+        rows = read_csv(report_dir / "results.csv")
+        return next(
+            float(r["psnr"])
+            for r in rows
+            if r["method"] == "base" and r["client"] == "0" and r["lmbda"] == lmbda
+        )
+
+    meta = {"name": size.name, "N": 8, "M": 12, "lmbda": 1e-4}
+    save_base(create_model(size, seed=7).state_dict(), meta, models / base[0]["run"])
+    redone = build_report([tmp_path / "sweep"], tmp_path / "redone")
+    assert base_psnr(redone.out, "0.0001") != base_psnr(report.out, "0.0001")
+    assert base_psnr(redone.out, "0.001") == base_psnr(report.out, "0.001")
     shutil.rmtree(models)  # the kept report needs neither weights nor a recomputation
     again = build_report([report.out], tmp_path / "again")
     assert read_csv(again.out / "results.csv") == read_csv(report.out / "results.csv")
@@ -582,3 +597,36 @@ def test_the_regime_map_of_split_image_folders_runs_over_training_images_per_cli
         (4, 3.0, 0),
     ]
     assert {r["map"] for r in rows} == {"all"}
+
+
+def test_settings_that_test_on_the_same_images_share_one_jpeg_webp_coding(tmp_path):
+    """Clients split from one folder, at several data.train_images: the test images are the
+    folder's, so the report codes JPEG/WebP on them once, not once per setting."""
+    import dataclasses
+
+    from common.config import DataConfig, ModelConfig
+    from study import baselines
+    from tests.test_data import write_domains
+
+    write_domains(tmp_path, train=4, test=2)
+    data = DataConfig(source="folder", root=str(tmp_path), num_clients=4, clients_per_folder=2)
+    confs = [
+        dataclasses.replace(
+            vector_conf("personalized", 1e-3),
+            model=ModelConfig(N=8, M=12),
+            data=dataclasses.replace(data, train_images=n),
+        )
+        for n in (1, 2)
+    ]
+    clients = ["0", "1", "2", "3"]
+    first = baselines.classic_rows(confs[0], clients)
+    cached = len(baselines._CLASSIC)
+    second = baselines.classic_rows(confs[1], clients)
+    assert second == first and len(baselines._CLASSIC) == cached
+    # each client has its folder's two test images; the mean pools all four sets
+    assert {r["client"] for r in first} == {"0", "1", "2", "3", "mean"}
+    one = next(r for r in first if r["client"] == "0" and r["method"] == "JPEG")
+    pooled = next(r for r in first if r["client"] == "mean" and r["method"] == "JPEG")
+    assert pooled["num_pixels"] == 4 * one["num_pixels"]
+    second[0]["real_bpp"] = -1.0  # callers get copies: the cache is not theirs to change
+    assert baselines.classic_rows(confs[1], clients) == first
