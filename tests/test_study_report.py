@@ -630,3 +630,23 @@ def test_settings_that_test_on_the_same_images_share_one_jpeg_webp_coding(tmp_pa
     assert pooled["num_pixels"] == 4 * one["num_pixels"]
     second[0]["real_bpp"] = -1.0  # callers get copies: the cache is not theirs to change
     assert baselines.classic_rows(confs[1], clients) == first
+
+
+def test_r_d_panels_of_many_clients_wrap_into_rows_named_by_domain(tmp_path):
+    """8 clients + the mean: 2 rows of 5 panels, not one strip of 9 that shrinks every panel."""
+    from PIL import Image
+
+    from study.plots.rd import panel_grid, plot_rd
+
+    assert [panel_grid(n) for n in (2, 5, 6, 9, 17)] == [(1, 2), (1, 5), (2, 3), (2, 5), (4, 5)]
+    clients = [str(k) for k in range(8)]
+    rows = [
+        {"client": c, "method": m, "lmbda": lm, "seed": 0, "real_bpp": lm * 40, "psnr": 30 + lm}
+        for c in [*clients, "mean"]
+        for m in ("personalized", "local")
+        for lm in (0.003, 0.01)
+    ]
+    names = {c: f"domain-{c}" for c in clients}
+    plot_rd(rows, [], [], clients, tmp_path / "rd.png", "images", names)
+    width, height = Image.open(tmp_path / "rd.png").size
+    assert width / height == pytest.approx((5 * 4) / (2 * 3.6), rel=0.05)

@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt
 from study.bd_rate import METHODS, curve
 from study.plots import AXES, COLORS, save_figure
 
+MAX_COLUMNS = 5  # wider figures shrink every panel on a page
+
 
 def plot_rd(
     rows,
@@ -23,8 +25,11 @@ def plot_rd(
     """One panel per client (titled by ``names``, e.g. the image domain) plus the mean.
     The axes fit the learned codecs' points; JPEG/WebP and the bound are clipped to them."""
     panels = [*clients, "mean"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
-    for ax, client in zip(axes[0], panels, strict=True):
+    nrows, ncols = panel_grid(len(panels))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4 * ncols, 3.6 * nrows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, client in zip(axes.flat, panels, strict=False):
         learned = [(r["real_bpp"], r["psnr"]) for r in rows if r["client"] == client]
         for method in METHODS:
             rates, psnrs, spread = curve(rows, method, client)
@@ -57,6 +62,13 @@ def plot_rd(
         ax.set_ylabel(AXES[kind][1])
         ax.grid(alpha=0.3)
     save_figure(fig, axes, path)
+
+
+def panel_grid(panels: int, max_columns: int = MAX_COLUMNS) -> tuple[int, int]:
+    """Rows and columns for ``panels`` panels: as few rows as ``max_columns`` allows, filled
+    evenly (6 panels: 2 rows of 3; 9: 2 rows of 5)."""
+    nrows = math.ceil(panels / max_columns)
+    return nrows, math.ceil(panels / nrows)
 
 
 def _fit(ax, points: list[tuple[float, float]], margin: float = 0.08) -> None:
