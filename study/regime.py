@@ -16,6 +16,7 @@ from typing import Any
 
 from common.config import RunConfig, flatten
 
+GENERATED = ("synthetic", "vectors")  # sources whose clients differ by data.heterogeneity
 AXES = ("data.train_size", "data.train_images", "data.heterogeneity")
 GROUP_KEYS = (*AXES, "data.num_clients")
 
@@ -64,7 +65,10 @@ def regime_rows(
                     "map": _rest_of_setting(name, conf) or "all",
                     "setting": name,
                     "train_size": data_per_client(flat),
+                    # data.heterogeneity shapes generated sources only; image folders
+                    # differ by their own domains (printed as "-", plotted as such)
                     "heterogeneity": flat["data.heterogeneity"],
+                    "generated": flat.get("data.source") in GENERATED,
                     "num_clients": flat["data.num_clients"],
                     "anchor": anchor,
                     "bd_rate_percent": mean["bd_rate_percent"],
@@ -107,7 +111,7 @@ def format_regime(rows: list[dict[str, Any]]) -> str:
         )
         lines.append(
             f"{r['anchor']:>13} {r['num_clients']:>7} {r['train_size']:>11} "
-            f"{r['heterogeneity']:>5g} {text} {_number(r['std_over_seeds']):>6} {spread:>16} "
+            f"{_level(r):>5} {text} {_number(r['std_over_seeds']):>6} {spread:>16} "
             f"{r['clients_better']:>3}/{r['clients_compared']:<2} "
             f"{r['checks_passed']}/{r['checks']}"
         )
@@ -116,6 +120,11 @@ def format_regime(rows: list[dict[str, Any]]) -> str:
 
 def _cell(row: dict[str, Any]) -> tuple[float, float]:
     return float(row["train_size"]), float(row["heterogeneity"])
+
+
+def _level(row: dict[str, Any]) -> str:
+    """The heterogeneity of a generated source's cell; "-" for real image domains."""
+    return f"{row['heterogeneity']:g}" if row.get("generated", True) else "-"
 
 
 def _number(value: float) -> str:

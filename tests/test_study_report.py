@@ -597,6 +597,12 @@ def test_the_regime_map_of_split_image_folders_runs_over_training_images_per_cli
         (4, 3.0, 0),
     ]
     assert {r["map"] for r in rows} == {"all"}
+    # image folders differ by their own domains, not by data.heterogeneity: not printed as h
+    from study.regime import format_regime
+
+    assert not any(r["generated"] for r in rows)
+    lines = format_regime(rows).splitlines()[2:]
+    assert [line.split()[3] for line in lines] == ["-", "-"]
 
 
 def test_settings_that_test_on_the_same_images_share_one_jpeg_webp_coding(tmp_path):

@@ -66,9 +66,13 @@ def plot_regime(rows: list[dict[str, Any]], path: Path, kind: str = "vectors") -
                             x, y, _label(cell), ha="center", va="center", fontsize=7, color=color
                         )
             ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
-            ax.set_yticks(range(len(levels)), [f"{h:g}" for h in levels])
+            if all(r.get("generated", True) for r in cells):
+                ax.set_yticks(range(len(levels)), [f"{h:g}" for h in levels])
+                ax.set_ylabel("heterogeneity h (0: identical clients)")
+            else:  # image folders: the clients differ by their own domains
+                ax.set_yticks(range(len(levels)), ["real domains"] * len(levels))
+                ax.set_ylabel("heterogeneity")
             ax.set_xlabel(UNITS[kind])
-            ax.set_ylabel("heterogeneity h (0: identical clients)")
             ax.set_title(f"personalized vs {anchor}, {count} clients", fontsize=10)
             fig.colorbar(image, ax=ax, label="BD-rate (%), < 0: personalized saves rate")
     fig.tight_layout()
