@@ -111,7 +111,11 @@ class LocalSimulationLink:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self._wait_healthy()
+        try:
+            self._wait_healthy()
+        except BaseException:  # SIGTERM or Ctrl-C while starting: __exit__ will not run
+            self.stop()
+            raise
         return self
 
     def _wait_healthy(self) -> None:

@@ -102,3 +102,29 @@ def test_ray_limits_go_only_to_a_ray_the_run_starts():
     private = federation_options(conf, sim, "local")
     assert "num-supernodes=3" in private and "init-args-num-cpus=2" in private
     assert "init-args" not in federation_options(conf, sim, "127.0.0.1:6379")
+
+
+def test_sigterm_while_the_superlink_starts_stops_it(tmp_path):
+    """A launcher killed while it waits for its SuperLink to become healthy (``with`` not
+    yet entered, so ``__exit__`` never runs) still stops the SuperLink it started."""
+    import os
+    import signal
+    import threading
+
+    from launch.superlink import LocalSimulationLink, exit_on_sigterm
+
+    previous = signal.getsignal(signal.SIGTERM)
+    exit_on_sigterm()
+    link = LocalSimulationLink(tmp_path / "home")
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        with pytest.raises(SystemExit), link:
+            pytest.fail("the SuperLink became healthy before SIGTERM; nothing was tested")
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, previous)
+        if link.process is not None and link.process.poll() is None:
+            link.process.kill()
+            pytest.fail("the SuperLink outlived its launcher's SIGTERM")
+    assert link.process is not None and link.process.wait(timeout=30) is not None
