@@ -20,6 +20,7 @@ METHODS = ("personalized", "fedavg", "local", "fedavg_refit", START)
 # (personalizing after training) and the shipped base it started from when a sweep has them.
 BASELINES = ("local", "fedavg")
 OPTIONAL_BASELINES = ("fedavg_refit", START)
+NOT_RUN = "not run"  # no seed has runs of both personalized and the baseline
 
 
 def baselines(rows: list[dict[str, Any]]) -> tuple[str, ...]:
@@ -90,7 +91,16 @@ def bd_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for baseline in baselines(rows):
         for client in clients:
             values, statuses = [], []
-            for seed in seeds:
+            # a seed in which either method has no run is no comparison ("not run"), not a
+            # curve with too few points: seeds added to personalized alone leave fedavg's
+            # value of the seeds that ran it
+            ran = [
+                seed
+                for seed in seeds
+                if curve(rows, baseline, client, seed)[0]
+                and curve(rows, "personalized", client, seed)[0]
+            ]
+            for seed in ran:
                 anchor = curve(rows, baseline, client, seed)[:2]
                 test = curve(rows, "personalized", client, seed)[:2]
                 value, status = bd_rate(anchor, test)
@@ -114,23 +124,23 @@ def bd_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "client": client,
                     "seed": "all",
                     "bd_rate_percent": statistics.fmean(finite) if finite else math.nan,
-                    "status": seed_status(statuses, len(finite)),
+                    "status": seed_status(statuses, len(finite)) if ran else NOT_RUN,
                     "std_over_seeds": statistics.pstdev(finite) if len(finite) > 1 else math.nan,
                     "seeds_compared": len(finite),
-                    "seeds_total": len(seeds),
+                    "seeds_total": len(ran),
                 }
             )
     return table
 
 
 def format_bd(table: list[dict[str, Any]]) -> str:
-    """BD-rate rows over seeds; curves with too few points get one line, not a row each,
+    """BD-rate rows over seeds; curves with too few points or no run get one line, not a row each,
     and none when no curve has enough (a sweep of one λ has no BD-rate to speak of)."""
-    few = [r for r in table if r["seed"] == "all" and r["status"] == "too few points"]
+    few = [r for r in table if r["seed"] == "all" and r["status"] in ("too few points", NOT_RUN)]
     table = [r for r in table if r not in few]
     some = any(r["seed"] == "all" for r in table)
     lines = (
-        [f"BD-rate: {len(few)} curve pairs have under 2 λ values (none computed)"]
+        [f"BD-rate: {len(few)} curve pairs have under 2 λ values or no run (none computed)"]
         if few and some
         else []
     )

@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from common.config import RunConfig, flatten
+from study.bd_rate import NOT_RUN
 
 GENERATED = ("synthetic", "vectors")  # sources whose clients differ by data.heterogeneity
 AXES = ("data.train_size", "data.train_images", "data.heterogeneity")
@@ -83,9 +84,9 @@ def regime_rows(
                     "checks": len(checks),
                 }
             )
-    # a baseline the sweep did not run (every cell has too few points) gets no map, and
+    # a baseline the sweep did not run (every cell not run or too few points) gets no map, and
     # neither does a map (or a baseline in it) of one cell: another setting, not a regime
-    runs = {r["anchor"] for r in rows if r["status"] != "too few points"}
+    runs = {r["anchor"] for r in rows if r["status"] not in ("too few points", NOT_RUN)}
     cells: dict[tuple[str, str], set] = {}
     for r in rows:
         cells.setdefault((r["map"], r["anchor"]), set()).add((r["train_size"], r["heterogeneity"]))
