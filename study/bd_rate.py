@@ -21,6 +21,7 @@ METHODS = ("personalized", "fedavg", "local", "fedavg_refit", START)
 BASELINES = ("local", "fedavg")
 OPTIONAL_BASELINES = ("fedavg_refit", START)
 NOT_RUN = "not run"  # no seed has runs of both personalized and the baseline
+NOT_COMPARED = ("too few points", NOT_RUN)  # statuses of pairs with no BD-rate to speak of
 
 
 def baselines(rows: list[dict[str, Any]]) -> tuple[str, ...]:
@@ -94,15 +95,16 @@ def bd_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             # a seed in which either method has no run is no comparison ("not run"), not a
             # curve with too few points: seeds added to personalized alone leave fedavg's
             # value of the seeds that ran it
-            ran = [
-                seed
+            pairs = {
+                seed: (
+                    curve(rows, baseline, client, seed)[:2],
+                    curve(rows, "personalized", client, seed)[:2],
+                )
                 for seed in seeds
-                if curve(rows, baseline, client, seed)[0]
-                and curve(rows, "personalized", client, seed)[0]
-            ]
+            }
+            ran = [seed for seed, (anchor, test) in pairs.items() if anchor[0] and test[0]]
             for seed in ran:
-                anchor = curve(rows, baseline, client, seed)[:2]
-                test = curve(rows, "personalized", client, seed)[:2]
+                anchor, test = pairs[seed]
                 value, status = bd_rate(anchor, test)
                 values.append(value)
                 statuses.append(status)
@@ -136,7 +138,7 @@ def bd_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def format_bd(table: list[dict[str, Any]]) -> str:
     """BD-rate rows over seeds; curves with too few points or no run get one line, not a row each,
     and none when no curve has enough (a sweep of one λ has no BD-rate to speak of)."""
-    few = [r for r in table if r["seed"] == "all" and r["status"] in ("too few points", NOT_RUN)]
+    few = [r for r in table if r["seed"] == "all" and r["status"] in NOT_COMPARED]
     table = [r for r in table if r not in few]
     some = any(r["seed"] == "all" for r in table)
     lines = (

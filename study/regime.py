@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from common.config import RunConfig, flatten
-from study.bd_rate import NOT_RUN
+from study.bd_rate import NOT_COMPARED
 
 GENERATED = ("synthetic", "vectors")  # sources whose clients differ by data.heterogeneity
 AXES = ("data.train_size", "data.train_images", "data.heterogeneity")
@@ -86,7 +86,7 @@ def regime_rows(
             )
     # a baseline the sweep did not run (every cell not run or too few points) gets no map, and
     # neither does a map (or a baseline in it) of one cell: another setting, not a regime
-    runs = {r["anchor"] for r in rows if r["status"] not in ("too few points", NOT_RUN)}
+    runs = {r["anchor"] for r in rows if r["status"] not in NOT_COMPARED}
     cells: dict[tuple[str, str], set] = {}
     for r in rows:
         cells.setdefault((r["map"], r["anchor"]), set()).add((r["train_size"], r["heterogeneity"]))
