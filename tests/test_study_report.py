@@ -676,3 +676,18 @@ def test_seeds_without_the_baseline_are_not_counted_as_failed_comparisons():
     no_fedavg += rows("fedavg", 1.0, 2)  # a seed personalized did not run
     [over] = [r for r in bd_table(no_fedavg) if r["seed"] == "all" and r["anchor"] == "fedavg"]
     assert over["status"] == NOT_RUN and math.isnan(over["bd_rate_percent"])
+
+
+def test_a_method_is_compared_with_a_baseline_of_another_setting():
+    """study.across_settings: 10 % less rate at the same PSNR in setting b than local in
+    setting a, in both seeds; a pair with no common seed is refused."""
+    from study.across_settings import compare
+
+    data = [{**r, "setting": "a"} for s in (0, 1) for r in rows("local", 1.0, s, "mean")]
+    data += [{**r, "setting": "b"} for s in (0, 1) for r in rows("personalized", 0.9, s, "mean")]
+    result = compare(data, ("b", "personalized"), ("a", "local"))
+    assert result["bd_rate_percent"] == pytest.approx(-10.0, abs=0.05)
+    assert (result["seeds"], result["lower"], result["points"]) == (2, 8, 8)
+    assert result["cost_change_percent"] < 0
+    with pytest.raises(ValueError, match="no seed"):
+        compare(data, ("b", "personalized"), ("b", "local"))
