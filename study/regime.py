@@ -11,10 +11,14 @@ how far a cell can be trusted.
 
 from __future__ import annotations
 
+import argparse
 import math
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from common.config import RunConfig, flatten
+from common.run_folder import RunFolder
 from study.bd_rate import NOT_COMPARED
 
 GENERATED = ("synthetic", "vectors")  # sources whose clients differ by data.heterogeneity
@@ -119,6 +123,40 @@ def format_regime(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def markdown_regime(rows: list[dict[str, Any]]) -> str:
+    """A Markdown table of one map, baseline and number of clients (heterogeneity × data per
+    client); a cell reads "mean ± std % [seeds] (clients that save rate / compared)", plus
+    {checks passed / checks} where a convergence check failed, in bold where personalized
+    saves rate on the mean curve."""
+    sizes, levels, grid = cell_grid(rows)
+    lines = [
+        "| h \\ per client | " + " | ".join(f"{s:,}" for s in sizes) + " |",
+        "|---" * (len(sizes) + 1) + "|",
+    ]
+    for level, line in zip(levels, grid, strict=True):
+        lines.append(f"| {level:g} | " + " | ".join(_markdown_cell(c) for c in line) + " |")
+    return "\n".join(lines)
+
+
+def _markdown_cell(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "not run"
+    checks = (
+        f" {{{row['checks_passed']}/{row['checks']}}}"
+        if row["checks_passed"] < row["checks"]
+        else ""
+    )
+    value, std = float(row["bd_rate_percent"]), float(row["std_over_seeds"])
+    if not math.isfinite(value):
+        return f"{row['status']}{checks}"
+    spread = f" ± {std:.1f}" if math.isfinite(std) else ""
+    text = (
+        f"{value:+.1f}{spread} % [{row['seeds_compared']}] "
+        f"({row['clients_better']}/{row['clients_compared']}){checks}"
+    )
+    return f"**{text}**" if value < 0 else text
+
+
 def _cell(row: dict[str, Any]) -> tuple[float, float]:
     return float(row["train_size"]), float(row["heterogeneity"])
 
@@ -143,3 +181,28 @@ def cell_grid(
     for r in rows:
         grid[levels.index(float(r["heterogeneity"]))][sizes.index(int(r["train_size"]))] = r
     return sizes, levels, grid
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print a kept report's regime map (its regime.csv) as Markdown tables, one per
+    baseline and number of clients."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("report", type=Path, help="a report folder holding regime.csv")
+    parser.add_argument("--map", help="which map (default: the one with the most cells)")
+    args = parser.parse_args(argv)
+    rows = RunFolder(args.report).read_csv("regime")
+    if not rows:
+        raise SystemExit(f"{args.report / 'regime.csv'}: no regime map (missing or empty)")
+    name = args.map or Counter(r["map"] for r in rows).most_common(1)[0][0]
+    mine = [r for r in rows if r["map"] == name]
+    if not mine:
+        raise SystemExit(f"{args.report / 'regime.csv'}: no map named {name!r}")
+    for anchor in dict.fromkeys(r["anchor"] for r in mine):
+        for count in sorted({int(r["num_clients"]) for r in mine}):
+            cells = [r for r in mine if r["anchor"] == anchor and int(r["num_clients"]) == count]
+            if cells:
+                print(f"**vs {anchor}, {count} clients**\n\n{markdown_regime(cells)}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -446,6 +446,37 @@ def test_a_sweep_over_data_and_heterogeneity_draws_the_regime_map(tmp_path):
     assert "Regime map" in text and "+25.00" in text and "-20.00" in text
 
 
+def test_the_kept_regime_map_prints_as_markdown_tables(tmp_path, capsys):
+    """``python -m study.regime REPORT``: one Markdown table per baseline from regime.csv,
+    h down and data per client across, saving cells in bold, the seeds and clients in
+    brackets; a folder without a map is refused by name."""
+    from study.regime import main
+
+    def row(size, h, anchor, value, status="ok"):
+        return {
+            "map": "all", "setting": f"{size},{h}", "train_size": size, "heterogeneity": h,
+            "generated": True, "num_clients": 4, "anchor": anchor, "bd_rate_percent": value,
+            "std_over_seeds": 0.5, "seeds_compared": 2, "status": status, "client_min": -1,
+            "client_max": 1, "clients_better": 3, "clients_compared": 4, "checks_passed": 17,
+            "checks": 18,
+        }  # fmt: skip
+
+    rows = [row(16, 0.0, "local", -12.34), row(64, 0.0, "local", 2.0)]
+    rows += [row(16, 1.0, "local", float("nan"), "not monotone"), row(16, 0.0, "fedavg", -3.0)]
+    from common.run_folder import RunFolder
+
+    RunFolder(tmp_path).write_csv("regime", rows)
+    main([str(tmp_path)])
+    text = capsys.readouterr().out
+    local, fedavg = text.split("**vs fedavg, 4 clients**")
+    assert "| h \\ per client | 16 | 64 |" in local
+    assert "| 0 | **-12.3 ± 0.5 % [2] (3/4) {17/18}** | +2.0 ± 0.5 % [2] (3/4) {17/18} |" in local
+    assert "| 1 | not monotone {17/18} | not run |" in local
+    assert "| 0 | **-3.0 ± 0.5 % [2] (3/4) {17/18}** |" in fedavg
+    with pytest.raises(SystemExit, match="no regime map"):
+        main([str(tmp_path / "nothing")])
+
+
 def test_the_zero_contour_skips_cells_that_were_not_run(tmp_path, monkeypatch):
     """An L-shaped map (data axis at h=1, heterogeneity axis at 16 per client): the cells not
     run are masked for the contour, not read as 0 % (which drew lines through them)."""
