@@ -128,13 +128,14 @@ def markdown_regime(rows: list[dict[str, Any]]) -> str:
     client); a cell reads "mean ± std % [seeds] (clients that save rate / compared)", plus
     {checks passed / checks} where a convergence check failed, in bold where personalized
     saves rate on the mean curve."""
-    sizes, levels, grid = cell_grid(rows)
+    sizes, _, grid = cell_grid(rows)
     lines = [
         "| h \\ per client | " + " | ".join(f"{s:,}" for s in sizes) + " |",
         "|---" * (len(sizes) + 1) + "|",
     ]
-    for level, line in zip(levels, grid, strict=True):
-        lines.append(f"| {level:g} | " + " | ".join(_markdown_cell(c) for c in line) + " |")
+    for line in grid:  # every line has a cell: the levels come from the rows
+        label = _level(next(c for c in line if c is not None))
+        lines.append(f"| {label} | " + " | ".join(_markdown_cell(c) for c in line) + " |")
     return "\n".join(lines)
 
 
