@@ -132,6 +132,7 @@ class StrategyConfig:
     server_optimizer: str = "fedavg"  # fedavg | fedavgm | fedadam (Flower's, shared keys only)
     server_lr: float = 1.0  # FedAvgM server_learning_rate / FedAdam eta
     server_momentum: float = 0.0  # FedAvgM server_momentum / FedAdam beta_1
+    server_tau: float = 1e-3  # FedAdam tau (Flower's default): floor of its sqrt(v_t) divisor
 
 
 @dataclass
@@ -202,6 +203,10 @@ class RunConfig:
             raise ConfigError(
                 "config keys 'strategy.server_lr' must be > 0 and 'strategy.server_momentum' in "
                 f"[0, 1), got {strategy.server_lr} and {strategy.server_momentum}"
+            )
+        if strategy.server_tau <= 0:
+            raise ConfigError(
+                f"config key 'strategy.server_tau' must be > 0, got {strategy.server_tau}"
             )
         data = self.data
         if (data.clients_per_folder, data.train_images) != (1, 0) and data.source != "folder":

@@ -61,6 +61,7 @@ def main(grid: Grid, context: Context) -> None:
         conf.strategy.server_lr,
         conf.strategy.server_momentum,
         split,
+        server_tau=conf.strategy.server_tau,
         round_offset=done,
         lr_at=lambda server_round: round_lr(conf.train, server_round, conf.num_rounds),
         evaluate_every=conf.strategy.evaluate_every,

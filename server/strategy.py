@@ -247,10 +247,16 @@ class SharedKeysFedAdam(SharedKeys, FedAdam):
 
 
 def server_strategy(
-    optimizer: str, server_lr: float, server_momentum: float, split: KeySplit, **kwargs: Any
+    optimizer: str,
+    server_lr: float,
+    server_momentum: float,
+    split: KeySplit,
+    server_tau: float = 1e-3,
+    **kwargs: Any,
 ) -> SharedKeys:
     """The shared-keys strategy of ``strategy.server_optimizer``, with its server learning
-    rate and momentum in the names its Flower class uses."""
+    rate, momentum and (FedAdam) adaptivity floor ``tau`` in the names its Flower class
+    uses."""
     if optimizer == "fedavg":
         return SharedKeysFedAvg(split, **kwargs)
     if optimizer == "fedavgm":
@@ -258,5 +264,7 @@ def server_strategy(
             split, server_learning_rate=server_lr, server_momentum=server_momentum, **kwargs
         )
     if optimizer == "fedadam":
-        return SharedKeysFedAdam(split, eta=server_lr, beta_1=server_momentum, **kwargs)
+        return SharedKeysFedAdam(
+            split, eta=server_lr, beta_1=server_momentum, tau=server_tau, **kwargs
+        )
     raise ValueError(f"unknown strategy.server_optimizer {optimizer!r}")

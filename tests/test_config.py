@@ -60,6 +60,7 @@ def test_ill_typed_value_is_named():
         ("train.lr_decay_rounds", 7, "train.lr_decay_rounds"),  # more than num_rounds=6
         ("train.lr_decay", 0.0, "train.lr_decay"),
         ("strategy.evaluate_every", 0, "strategy.evaluate_every"),
+        ("strategy.server_tau", 0.0, "strategy.server_tau"),
     ],
 )
 def test_bad_values_fail_before_training(key, value, match):

@@ -178,6 +178,25 @@ def test_server_optimizer_moves_the_shared_keys_from_the_current_weights(monkeyp
         assert not np.allclose(step, mean["g_a.w"].numpy())
 
 
+@pytest.mark.parametrize("tau", [1e-3, 10.0])
+def test_fedadam_divides_by_the_configured_tau(monkeypatch, tau):
+    """FedAdam's first step is eta_1 * m / (sqrt(v) + tau): with tau far above the update it
+    shrinks to a small multiple of the update, with Flower's 1e-3 it is about eta."""
+    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
+    kwargs = {"min_train_nodes": 2, "min_available_nodes": 2}
+    strategy = server_strategy("fedadam", 0.5, 0.0, SPLIT, server_tau=tau, **kwargs)
+    current = ArrayRecord({k: Array(np.zeros((2, 2), np.float32)) for k in SHARED})
+    replies = [reply(1, {"g_a.w": 1.0, "g_s.w": 2.0}, 1), reply(2, {"g_a.w": 3.0, "g_s.w": 2.0}, 1)]
+    list(strategy.configure_train(1, current, ConfigRecord(), RecordingGrid([1, 2])))
+    moved, _ = strategy.aggregate_train(1, replies)
+    delta, beta_2 = 2.0, strategy.beta_2  # the mean moved every coordinate by 2
+    eta_1 = 0.5 * np.sqrt(1 - beta_2**2)  # Flower's bias correction at round 1, beta_1 = 0
+    expected = eta_1 * delta / (np.sqrt((1 - beta_2) * delta**2) + tau)
+    np.testing.assert_allclose(moved["g_a.w"].numpy(), expected, rtol=1e-5)
+
+
 def test_unknown_server_optimizer_is_refused():
     with pytest.raises(ValueError, match="server_optimizer"):
         server_strategy("sgd", 1.0, 0.0, SPLIT)
