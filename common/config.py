@@ -285,12 +285,6 @@ def from_mapping(values: Mapping[str, Any]) -> RunConfig:
     return build_dataclass(RunConfig, values)
 
 
-def build_section(cls: type, values: Mapping[str, Any]) -> Any:
-    """Build any config dataclass ``cls`` from a nested mapping, with the same key and type
-    checks as :func:`from_mapping` (errors name the dotted key)."""
-    return build_dataclass(cls, values)
-
-
 def from_run_config(run_config: Mapping[str, Any]) -> RunConfig:
     """Rebuild the typed config from a flat Flower ``context.run_config``."""
     nested: dict[str, Any] = {}

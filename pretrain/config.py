@@ -9,9 +9,9 @@ from common.config import (
     ConfigError,
     ModelConfig,
     OptimizerConfig,
-    build_section,
     flatten,
 )
+from common.typed_config import build_dataclass
 
 
 @dataclass
@@ -91,4 +91,4 @@ def identity(conf: PretrainConfig) -> dict[str, bool | int | float | str]:
 
 def from_mapping(values: dict) -> PretrainConfig:
     """Validate a nested mapping (a composed Hydra config) into :class:`PretrainConfig`."""
-    return build_section(PretrainConfig, values)
+    return build_dataclass(PretrainConfig, values)
