@@ -132,7 +132,7 @@ class StrategyConfig:
     server_optimizer: str = "fedavg"  # fedavg | fedavgm | fedadam (Flower's, shared keys only)
     server_lr: float = 1.0  # FedAvgM server_learning_rate / FedAdam eta
     server_momentum: float = 0.0  # FedAvgM server_momentum / FedAdam beta_1
-    server_tau: float = 1e-3  # FedAdam tau (Flower's default): floor of its sqrt(v_t) divisor
+    server_tau: float = 1e-3  # FedAdam tau (Flower's default), added to sqrt(v_t) in its divisor
 
 
 @dataclass

@@ -255,7 +255,7 @@ def server_strategy(
     **kwargs: Any,
 ) -> SharedKeys:
     """The shared-keys strategy of ``strategy.server_optimizer``, with its server learning
-    rate, momentum and (FedAdam) adaptivity floor ``tau`` in the names its Flower class
+    rate, momentum and (FedAdam) ``tau``, added to the root of v_t, in the names its Flower class
     uses."""
     if optimizer == "fedavg":
         return SharedKeysFedAvg(split, **kwargs)
