@@ -13,6 +13,7 @@ from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM
 from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from flwr.supercore import log
 
+from common.config import StrategyConfig
 from common.split import KeySplit
 from server.replies import Outbox, layout_problem, odd_metric_keys
 
@@ -251,7 +252,7 @@ def server_strategy(
     server_lr: float,
     server_momentum: float,
     split: KeySplit,
-    server_tau: float = 1e-3,
+    server_tau: float = StrategyConfig.server_tau,
     **kwargs: Any,
 ) -> SharedKeys:
     """The shared-keys strategy of ``strategy.server_optimizer``, with its server learning

@@ -11,6 +11,13 @@ SHARED = {"g_a.w", "g_s.w"}
 SPLIT = KeySplit(shared=frozenset(SHARED), personal=frozenset({"entropy_bottleneck.quantiles"}))
 
 
+@pytest.fixture
+def server_process(monkeypatch):
+    """The task identity a ServerApp process has, which building messages needs."""
+    for key in ("_run_id", "_node_id", "_task_id"):
+        monkeypatch.setattr(TaskIdentity, key, 1)
+
+
 def reply(node, values, num_examples, extra=None):
     arrays = {k: Array(np.full((2, 2), v, dtype=np.float32)) for k, v in values.items()}
     arrays.update(extra or {})
@@ -127,10 +134,7 @@ class RecordingGrid:
         return self.nodes
 
 
-def test_nodes_that_do_not_answer_in_time_are_failures_with_their_ids(monkeypatch):
-    monkeypatch.setattr(TaskIdentity, "_run_id", 1)  # as in a ServerApp process
-    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
-    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
+def test_nodes_that_do_not_answer_in_time_are_failures_with_their_ids(server_process):
     strategy = SharedKeysFedAvg(SPLIT, round_timeout=30, min_train_nodes=3, min_available_nodes=3)
     arrays = ArrayRecord({k: Array(np.zeros((2, 2), np.float32)) for k in SHARED})
     sent = list(strategy.configure_train(1, arrays, ConfigRecord(), RecordingGrid([11, 12, 13])))
@@ -153,21 +157,23 @@ def test_nodes_that_do_not_answer_in_time_are_failures_with_their_ids(monkeypatc
     assert (row["clients"], row["failures"], row["below_min_clients"]) == (1, 2, True)
 
 
-@pytest.mark.parametrize("optimizer", ["fedavgm", "fedadam"])
-def test_server_optimizer_moves_the_shared_keys_from_the_current_weights(monkeypatch, optimizer):
-    """Flower's FedAvgM / FedAdam step on the mean of the accepted shared arrays only."""
-    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
-    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
-    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
-    kwargs = {"min_train_nodes": 2, "min_available_nodes": 2}
-    strategy = server_strategy(optimizer, 0.5, 0.0, SPLIT, **kwargs)
-    plain = server_strategy("fedavg", 0.5, 0.0, SPLIT, **kwargs)
+TWO_NODES = {"min_train_nodes": 2, "min_available_nodes": 2}
+
+
+def _first_round(strategy) -> ArrayRecord:
+    """Round 1 from all-zero shared arrays: nodes 1 and 2 reply with g_a at 1 and 3, g_s at 2
+    (a mean update of 2 on every coordinate); the strategy's new arrays."""
     current = ArrayRecord({k: Array(np.zeros((2, 2), np.float32)) for k in SHARED})
     replies = [reply(1, {"g_a.w": 1.0, "g_s.w": 2.0}, 1), reply(2, {"g_a.w": 3.0, "g_s.w": 2.0}, 1)]
-    for s in (strategy, plain):
-        list(s.configure_train(1, current, ConfigRecord(), RecordingGrid([1, 2])))
-    moved, _ = strategy.aggregate_train(1, replies)
-    mean, _ = plain.aggregate_train(1, replies)
+    list(strategy.configure_train(1, current, ConfigRecord(), RecordingGrid([1, 2])))
+    return strategy.aggregate_train(1, replies)[0]
+
+
+@pytest.mark.parametrize("optimizer", ["fedavgm", "fedadam"])
+def test_server_optimizer_moves_the_shared_keys_from_the_current_weights(server_process, optimizer):
+    """Flower's FedAvgM / FedAdam step on the mean of the accepted shared arrays only."""
+    moved = _first_round(server_strategy(optimizer, 0.5, 0.0, SPLIT, **TWO_NODES))
+    mean = _first_round(server_strategy("fedavg", 0.5, 0.0, SPLIT, **TWO_NODES))
     assert set(moved.keys()) == SHARED == set(mean.keys())
     np.testing.assert_allclose(mean["g_a.w"].numpy(), 2.0)
     step = moved["g_a.w"].numpy()
@@ -179,18 +185,11 @@ def test_server_optimizer_moves_the_shared_keys_from_the_current_weights(monkeyp
 
 
 @pytest.mark.parametrize("tau", [1e-3, 10.0])
-def test_fedadam_divides_by_the_configured_tau(monkeypatch, tau):
+def test_fedadam_divides_by_the_configured_tau(server_process, tau):
     """FedAdam's first step is eta_1 * m / (sqrt(v) + tau): with tau far above the update it
     shrinks to a small multiple of the update, with Flower's 1e-3 it is about eta."""
-    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
-    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
-    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
-    kwargs = {"min_train_nodes": 2, "min_available_nodes": 2}
-    strategy = server_strategy("fedadam", 0.5, 0.0, SPLIT, server_tau=tau, **kwargs)
-    current = ArrayRecord({k: Array(np.zeros((2, 2), np.float32)) for k in SHARED})
-    replies = [reply(1, {"g_a.w": 1.0, "g_s.w": 2.0}, 1), reply(2, {"g_a.w": 3.0, "g_s.w": 2.0}, 1)]
-    list(strategy.configure_train(1, current, ConfigRecord(), RecordingGrid([1, 2])))
-    moved, _ = strategy.aggregate_train(1, replies)
+    strategy = server_strategy("fedadam", 0.5, 0.0, SPLIT, server_tau=tau, **TWO_NODES)
+    moved = _first_round(strategy)
     delta, beta_2 = 2.0, strategy.beta_2  # the mean moved every coordinate by 2
     eta_1 = 0.5 * np.sqrt(1 - beta_2**2)  # Flower's bias correction at round 1, beta_1 = 0
     expected = eta_1 * delta / (np.sqrt((1 - beta_2) * delta**2) + tau)
@@ -204,7 +203,7 @@ def test_unknown_server_optimizer_is_refused():
 
 @pytest.mark.parametrize("optimizer", ["fedavgm", "fedadam"])
 def test_a_resumed_server_optimizer_continues_from_its_checkpointed_state(
-    monkeypatch, tmp_path, optimizer
+    server_process, tmp_path, optimizer
 ):
     """Round 2 after a restart from round 1's checkpoint (weights + server state, through
     the run folder's file) gives the same weights as round 2 of an uninterrupted run."""
@@ -212,10 +211,6 @@ def test_a_resumed_server_optimizer_continues_from_its_checkpointed_state(
 
     from common.run_folder import RunFolder, load_server_state, load_shared_checkpoint
 
-    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
-    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
-    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
-    kwargs = {"min_train_nodes": 2, "min_available_nodes": 2}
     start = ArrayRecord({k: Array(np.zeros((2, 2), np.float32)) for k in SHARED})
     rounds = [
         [reply(1, {"g_a.w": 1.0, "g_s.w": 2.0}, 1), reply(2, {"g_a.w": 3.0, "g_s.w": 2.0}, 1)],
@@ -227,10 +222,10 @@ def test_a_resumed_server_optimizer_continues_from_its_checkpointed_state(
         replies = rounds[(run_round or server_round) - 1]
         return strategy.aggregate_train(server_round, replies)[0]
 
-    straight = server_strategy(optimizer, 0.5, 0.9, SPLIT, **kwargs)
+    straight = server_strategy(optimizer, 0.5, 0.9, SPLIT, **TWO_NODES)
     target = step(straight, 2, step(straight, 1, start))
 
-    first = server_strategy(optimizer, 0.5, 0.9, SPLIT, **kwargs)
+    first = server_strategy(optimizer, 0.5, 0.9, SPLIT, **TWO_NODES)
     after_one = step(first, 1, start)
     assert first.server_state()  # there is something to keep
     folder = RunFolder(tmp_path)
@@ -241,11 +236,11 @@ def test_a_resumed_server_optimizer_continues_from_its_checkpointed_state(
         {k: torch.as_tensor(v) for k, v in first.server_state().items()},
     )
     shared, _ = load_shared_checkpoint(path)
-    resumed = server_strategy(optimizer, 0.5, 0.9, SPLIT, round_offset=1, **kwargs)
+    resumed = server_strategy(optimizer, 0.5, 0.9, SPLIT, round_offset=1, **TWO_NODES)
     saved = {k: v.numpy() for k, v in load_server_state(path).items()}
     resumed.restore_server_state(saved, str(path))
     again = step(resumed, 1, ArrayRecord(shared), run_round=2)
-    restarted = server_strategy(optimizer, 0.5, 0.9, SPLIT, round_offset=1, **kwargs)
+    restarted = server_strategy(optimizer, 0.5, 0.9, SPLIT, round_offset=1, **TWO_NODES)
     fresh = step(restarted, 1, ArrayRecord(shared), run_round=2)
     for key in SHARED:
         np.testing.assert_allclose(again[key].numpy(), target[key].numpy(), rtol=1e-6)
