@@ -4,7 +4,7 @@ A server optimizer's step is a function of the mean client update (``Δ``); whet
 FedAdam's ``strategy.server_tau`` sits above or below ``|Δ|`` decides whether it acts as
 sign-like Adam or as a damped FedAvg (docs/results.md, "The federated optimizer"). Usage::
 
-    python -m study.round_displacement RUN_FOLDER
+    python -m study.round_displacement RUN_FOLDER [--csv FILE]
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from common.checkpoint import atomic_write_csv
 from common.run_folder import RunFolder, load_shared_checkpoint
 
 
@@ -50,9 +51,13 @@ def main(argv: list[str] | None = None) -> None:
     """Print a run's per-round displacement of the shared weights as a Markdown table."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("run", type=Path, help="a run folder with checkpoints/round-NNNN.pt")
+    parser.add_argument("--csv", type=Path, help="also write the rows to this CSV file")
     args = parser.parse_args(argv)
+    rows = displacements(args.run)
+    if args.csv:
+        atomic_write_csv(rows, args.csv)
     print("| round | median abs(Δ) | 90th pct | share above 1e-3 |\n|---|---|---|---|")
-    for row in displacements(args.run):
+    for row in rows:
         print(
             f"| {row['round']} | {row['median']:.2e} | {row['p90']:.2e} | {row['above_1e-3']:.2f} |"
         )

@@ -32,3 +32,10 @@ def test_a_missing_checkpoint_is_named(tmp_path):
     folder.checkpoint_file(2).unlink()
     with pytest.raises(SystemExit, match="round-0002.pt"):
         displacements(tmp_path)
+
+
+def test_the_rows_are_kept_as_csv(tmp_path):
+    _run_with_steps(tmp_path / "run", [0.01, -0.0005])
+    main([str(tmp_path / "run"), "--csv", str(tmp_path / "moves.csv")])
+    lines = (tmp_path / "moves.csv").read_text().splitlines()
+    assert lines[0] == "round,median,p90,above_1e-3" and lines[2].startswith("3,0.0005")
