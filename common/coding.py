@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -235,9 +236,17 @@ def evaluate_image_sets(
     """:func:`mean_results` of ``codec`` on each named set of uint8 ``[3, H, W]`` images and
     on all of them pooled (key ``"mean"``), coding each distinct image once: clients split
     from one folder share their test images, and the pool repeats every set."""
+    return pooled_set_means(sets, lambda image: code_image(codec, image).result)
+
+
+def pooled_set_means(
+    sets: dict[str, list[torch.Tensor]], measure: Callable[[torch.Tensor], ImageResult]
+) -> dict[str, dict[str, float]]:
+    """:func:`mean_results` of each named image set and of all of them pooled (``"mean"``),
+    calling ``measure`` once per distinct image (by :func:`image_digest`)."""
     if "mean" in sets:
         raise ValueError("an image set may not be named 'mean' (the pooled set's name)")
-    coded: dict[str, ImageResult] = {}
+    measured: dict[str, ImageResult] = {}
     per_set: dict[str, list[ImageResult]] = {}
     for name, images in sets.items():
         if not images:
@@ -245,9 +254,9 @@ def evaluate_image_sets(
         per_set[name] = []
         for image in images:
             key = image_digest(image)
-            if key not in coded:
-                coded[key] = code_image(codec, image).result
-            per_set[name].append(coded[key])
+            if key not in measured:
+                measured[key] = measure(image)
+            per_set[name].append(measured[key])
     means = {name: mean_results(results) for name, results in per_set.items()}
     means["mean"] = mean_results([r for results in per_set.values() for r in results])
     return means

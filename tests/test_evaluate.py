@@ -1,6 +1,9 @@
+import json
+
 import pytest
 import torch
 
+import study.classic
 from common.coding import (
     Codec,
     PillowCodec,
@@ -15,7 +18,7 @@ from common.evaluate import evaluate_coded
 from common.metrics import multiscale_ssim, psnr_from_mse
 from common.model import create_model
 from common.train import round_lr, train_steps
-from study.classic import classic_point
+from study.classic import cache_dir, classic_point, classic_set_curves
 
 
 def smooth_images(n, h, w, seed=0):
@@ -158,3 +161,41 @@ def test_image_sets_sharing_images_code_each_image_once_with_the_same_means():
         evaluate_image_sets(codec, {"mean": [a]})
     with pytest.raises(ValueError, match="'2'"):
         evaluate_image_sets(codec, {"2": []})
+
+
+def test_classic_points_are_measured_once_per_image_and_kept_on_disk(monkeypatch):
+    a, b, c = smooth_images(3, 32, 48, seed=6)
+    first = classic_set_curves({"0": [a, b], "1": [c]})
+    files = sorted(cache_dir().glob("*.json"))
+    assert len(files) == 3  # one file per distinct image
+
+    def no_coding(*args):
+        raise AssertionError("a cached point was coded again")
+
+    monkeypatch.setattr(study.classic, "code_image", no_coding)
+    again = classic_set_curves({"0": [a, b], "1": [c]})
+    assert json.dumps(again) == json.dumps(first)  # the very same figures (NaN est_bpp too)
+    # another grouping of the same images (other clients, splits) reads them too
+    regrouped = classic_set_curves({"3": [c, a], "4": [b]})
+    by_key = {(r["client"], r["method"], r["quality"]): r for r in regrouped}
+    for row in first:
+        if row["client"] == "mean":  # same pool of images, so the same pixel-weighted means
+            again = by_key["mean", row["method"], row["quality"]]
+            assert again == pytest.approx(row, nan_ok=True)
+    webp = next(
+        r for r in first if r["client"] == "1" and r["method"] == "WebP" and r["quality"] == 50
+    )
+    assert classic_point([c], "WebP", 50) == pytest.approx(
+        {k: webp[k] for k in classic_point([c], "WebP", 50)}, nan_ok=True
+    )
+
+
+def test_an_unreadable_classic_cache_file_is_named_and_measured_again():
+    (image,) = smooth_images(1, 32, 32, seed=7)
+    fresh = classic_point([image], "JPEG", 50)
+    (path,) = cache_dir().glob("*.json")
+    path.write_text('{"JPEG/q50": {"pixels": 1')  # a write cut short
+    with pytest.warns(UserWarning, match=path.name):
+        again = classic_point([image], "JPEG", 50)
+    assert again == pytest.approx(fresh, nan_ok=True)
+    assert classic_point([image], "JPEG", 50) == pytest.approx(fresh, nan_ok=True)  # rewritten
