@@ -180,8 +180,8 @@ def test_classic_points_are_measured_once_per_image_and_kept_on_disk(monkeypatch
     by_key = {(r["client"], r["method"], r["quality"]): r for r in regrouped}
     for row in first:
         if row["client"] == "mean":  # same pool of images, so the same pixel-weighted means
-            again = by_key["mean", row["method"], row["quality"]]
-            assert again == pytest.approx(row, nan_ok=True)
+            pooled = by_key["mean", row["method"], row["quality"]]
+            assert pooled == pytest.approx(row, nan_ok=True)
     webp = next(
         r for r in first if r["client"] == "1" and r["method"] == "WebP" and r["quality"] == 50
     )
