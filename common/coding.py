@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -33,6 +33,8 @@ from .data.images import GRAYSCALE_MODES, to_rgb
 from .metrics import estimated_bits, multiscale_ssim, psnr_from_mse
 from .model import pad_to, stride
 from .split import state_digest
+
+K = TypeVar("K")  # what pooled_set_means averages over (a codec, a quality...)
 
 
 def image_to_tensor(image: Image.Image) -> tuple[torch.Tensor, str]:
@@ -236,30 +238,37 @@ def evaluate_image_sets(
     """:func:`mean_results` of ``codec`` on each named set of uint8 ``[3, H, W]`` images and
     on all of them pooled (key ``"mean"``), coding each distinct image once: clients split
     from one folder share their test images, and the pool repeats every set."""
-    return pooled_set_means(sets, lambda image: code_image(codec, image).result)
+    return pooled_set_means(sets, lambda image: {None: code_image(codec, image).result})[None]
 
 
 def pooled_set_means(
-    sets: dict[str, list[torch.Tensor]], measure: Callable[[torch.Tensor], ImageResult]
-) -> dict[str, dict[str, float]]:
-    """:func:`mean_results` of each named image set and of all of them pooled (``"mean"``),
-    calling ``measure`` once per distinct image (by :func:`image_digest`)."""
+    sets: dict[str, list[torch.Tensor]],
+    measure: Callable[[torch.Tensor], Mapping[K, ImageResult]],
+) -> dict[K, dict[str, dict[str, float]]]:
+    """For each key of what ``measure`` returns (a codec, a quality...): :func:`mean_results`
+    of each named image set and of all of them pooled (``"mean"``); ``measure`` is called
+    once per distinct image (by :func:`image_digest`) and returns the same keys for each."""
     if "mean" in sets:
         raise ValueError("an image set may not be named 'mean' (the pooled set's name)")
-    measured: dict[str, ImageResult] = {}
-    per_set: dict[str, list[ImageResult]] = {}
+    measured: dict[str, Mapping[K, ImageResult]] = {}
+    per_set: dict[str, list[Mapping[K, ImageResult]]] = {}
     for name, images in sets.items():
         if not images:
             raise ValueError(f"no test images to evaluate in set {name!r}")
         per_set[name] = []
         for image in images:
-            key = image_digest(image)
-            if key not in measured:
-                measured[key] = measure(image)
-            per_set[name].append(measured[key])
-    means = {name: mean_results(results) for name, results in per_set.items()}
-    means["mean"] = mean_results([r for results in per_set.values() for r in results])
-    return means
+            digest = image_digest(image)
+            if digest not in measured:
+                measured[digest] = measure(image)
+            per_set[name].append(measured[digest])
+    pooled = [m for results in per_set.values() for m in results]
+    return {
+        key: {
+            **{name: mean_results([m[key] for m in results]) for name, results in per_set.items()},
+            "mean": mean_results([m[key] for m in pooled]),
+        }
+        for key in pooled[0]
+    }
 
 
 def image_digest(image: torch.Tensor) -> str:

@@ -3,8 +3,9 @@
 Each point is :func:`common.coding.code_image` with a :class:`~common.coding.PillowCodec`:
 the same function that measures the learned codec, charging whole files.
 
-Coding is cheap but MS-SSIM is not (26 points per image, over a second each for a 512x512
-image on two busy cores), so each image's points are kept on disk, one JSON file per image under
+Coding is cheap but MS-SSIM is not (26 points per image, 0.2 s each for a 512x512 image on
+two idle cores, over a second on busy ones), so each image's points are kept on disk, one
+JSON file per image under
 ``<fedntc home>/cache/classic/<versions>/<image digest>.json``: a report on new clients,
 seeds or splits of images measured before reads them instead of coding them again. The
 folder is named by the Pillow, torch and torchmetrics versions that produced the figures.
@@ -84,15 +85,7 @@ def classic_set_curves(sets: dict[str, list[torch.Tensor]]) -> list[dict[str, fl
     """:func:`classic_curves` of each named image set and of all of them pooled (``"mean"``),
     as rows with a ``client`` key, set by set; each distinct image's points are read or coded
     once (:func:`image_points`)."""
-    measured: dict[str, dict[Point, ImageResult]] = {}
-
-    def all_points(image: torch.Tensor) -> dict[Point, ImageResult]:
-        digest = image_digest(image)
-        if digest not in measured:
-            measured[digest] = image_points(image, POINTS)
-        return measured[digest]
-
-    curves = {p: pooled_set_means(sets, lambda image, p=p: all_points(image)[p]) for p in POINTS}
+    curves = pooled_set_means(sets, lambda image: image_points(image, POINTS))
     return [
         {"client": name, "method": codec, "quality": q, **means[name]}
         for name in [*sets, "mean"]
