@@ -5,10 +5,10 @@ the same function that measures the learned codec, charging whole files.
 
 Coding is cheap but MS-SSIM is not (26 points per image, 0.2 s each for a 512x512 image on
 two idle cores, over a second on busy ones), so each image's points are kept on disk, one
-JSON file per image under
-``<fedntc home>/cache/classic/<versions>/<image digest>.json``: a report on new clients,
-seeds or splits of images measured before reads them instead of coding them again. The
-folder is named by the Pillow, torch and torchmetrics versions that produced the figures.
+JSON file per image under ``<fedntc home>/cache/classic/<versions>/<image digest>.json``: a
+report on new clients, seeds or splits of images measured before reads them instead of
+coding them again. The folder is named by the Pillow, torch and torchmetrics versions that
+produced the figures.
 """
 
 from __future__ import annotations
